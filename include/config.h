@@ -1,0 +1,82 @@
+/* config: the INI file (parsed with inih) -> struct config.
+ *
+ * All defaults live in config_defaults(). Unknown sections or keys and bad values are
+ * errors naming the file, the line, the key and the expected value. Command-line
+ * overrides "section.key=value" are applied after the file and win over it. */
+#ifndef RESNET_DDP_CONFIG_H
+#define RESNET_DDP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_PATH_MAX 1024
+
+enum lr_schedule { LR_SCHEDULE_CONSTANT, LR_SCHEDULE_STEP, LR_SCHEDULE_COSINE };
+enum init_scheme { INIT_XAVIER, INIT_KAIMING };
+
+struct config {
+    /* [data] */
+    char data_dir[CONFIG_PATH_MAX]; /* default /usr/share/datasets/fashion-mnist, or $RESNET_DDP_DATA */
+    int resize;                     /* 0 = keep 28x28; otherwise output side, bilinear (8..512) */
+    int64_t train_limit;            /* 0 = all images; otherwise use the first N */
+    int64_t test_limit;             /* 0 = all images */
+
+    /* [model] */
+    int depth;        /* 18, 34 or 50 */
+    int num_classes;  /* 2..1000, labels must be below it */
+    int width;        /* channels of the first stage (64 in the seed); small values for tests */
+    enum init_scheme init;
+
+    /* [train] */
+    int epochs;
+    int batch_size;   /* the GLOBAL batch, split across ranks */
+    double lr;
+    double momentum;
+    double weight_decay;
+    bool nesterov;
+    enum lr_schedule schedule;
+    int lr_step_epochs;   /* schedule=step: multiply lr by lr_gamma every this many epochs */
+    double lr_gamma;
+    double warmup_epochs; /* linear warm-up from lr/steps to lr over this many epochs */
+    uint64_t seed;
+    int64_t max_steps;    /* stop after this many optimizer steps; 0 = no limit */
+    int threads;          /* BLAS threads per process; 0 = auto */
+    int eval_batch_size;  /* per-rank batch used for evaluation; 0 = per-rank train batch */
+    bool progress;        /* live progress line on a terminal */
+
+    /* [dist] */
+    bool sync_bn;
+    double bucket_mb;
+    bool overlap;
+
+    /* [checkpoint] */
+    char checkpoint_dir[CONFIG_PATH_MAX];
+    int64_t checkpoint_every_steps;  /* 0 = off */
+    int checkpoint_every_epochs;     /* 0 = off */
+    int checkpoint_keep;
+    char checkpoint_resume[CONFIG_PATH_MAX]; /* "auto", "none" or a path */
+
+    /* [metrics] */
+    char metrics_path[CONFIG_PATH_MAX]; /* "" = <checkpoint dir>/metrics.h5 */
+
+    /* Where the values came from, for error messages and the checkpoint. */
+    char source_path[CONFIG_PATH_MAX];
+};
+
+/* Fill every field with its default (reads $RESNET_DDP_DATA for data_dir). */
+void config_defaults(struct config *cfg);
+
+/* Parse `path` over the defaults, then apply `noverrides` strings "section.key=value".
+ * On any error prints one line and exits with EXIT_CODE_USAGE. */
+void config_load(struct config *cfg, const char *path, int noverrides, char *const overrides[]);
+
+/* Set one key from text; returns NULL on success or a static message naming the
+ * expected value. Used by the INI handler and by the overrides. */
+const char *config_set(struct config *cfg, const char *section, const char *key, const char *value);
+
+/* The fully resolved config as INI text (every key), for logs and checkpoints.
+ * Writes at most `size` bytes including the NUL; returns the length it needed. */
+size_t config_format(const struct config *cfg, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,74 @@
+/* error: one-line messages and the abort path shared by every module. */
+#include "error.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static error_abort_hook abort_hook;
+static int error_rank = -1;
+
+void error_set_abort_hook(error_abort_hook hook) { abort_hook = hook; }
+void error_set_rank(int rank) { error_rank = rank; }
+
+static _Noreturn void stop(int code)
+{
+    fflush(stdout);
+    fflush(stderr);
+    if (abort_hook) abort_hook(code);
+    exit(code);
+}
+
+void error_exit(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
+    stop(code);
+}
+
+void error_internal(const char *file, int line, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (error_rank >= 0)
+        fprintf(stderr, "resnet_ddp: error: [rank %d] %s:%d: %s\n", error_rank, file, line, msg);
+    else
+        fprintf(stderr, "resnet_ddp: error: %s:%d: %s\n", file, line, msg);
+    stop(EXIT_CODE_INTERNAL);
+}
+
+void *xmalloc(size_t size)
+{
+    void *p = NULL;
+    size_t rounded = (size + 63) / 64 * 64;
+    if (rounded == 0) rounded = 64;
+    if (posix_memalign(&p, 64, rounded) != 0 || !p)
+        error_exit(EXIT_CODE_INTERNAL, "out of memory allocating %zu bytes", size);
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        error_exit(EXIT_CODE_INTERNAL, "allocation of %zu x %zu bytes overflows", count, size);
+    void *p = xmalloc(count * size);
+    memset(p, 0, count * size);
+    return p;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
