@@ -32,7 +32,8 @@ static inline double rng_uniform(uint64_t seed, uint64_t stream, uint64_t counte
 /* Uniform integer in [0, n) for n > 0 (Lemire's multiply-shift; bias below 2^-32 for n < 2^32). */
 static inline uint64_t rng_below(uint64_t seed, uint64_t stream, uint64_t counter, uint64_t n)
 {
-    return (uint64_t)(((unsigned __int128)rng_u64(seed, stream, counter) * n) >> 64);
+    __extension__ typedef unsigned __int128 u128; /* GCC/Clang; silences -Wpedantic */
+    return (uint64_t)(((u128)rng_u64(seed, stream, counter) * n) >> 64);
 }
 
 #endif

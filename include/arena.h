@@ -1,0 +1,25 @@
+/* arena: one allocation for many buffers, planned before it is made.
+ *
+ * A plan is run twice: first with no memory, to add up the sizes, then over the one
+ * allocation, handing out 64-byte-aligned pieces in the same order. Nothing is
+ * allocated later, so a training step never calls malloc. */
+#ifndef RESNET_DDP_ARENA_H
+#define RESNET_DDP_ARENA_H
+
+#include <stddef.h>
+
+struct arena {
+    char *base;   /* NULL while sizing */
+    size_t used;  /* bytes handed out so far */
+    size_t size;  /* bytes allocated (0 while sizing) */
+};
+
+/* Start a sizing pass. */
+void arena_begin_sizing(struct arena *a);
+/* Allocate what the sizing pass counted and start the handing-out pass. */
+void arena_allocate(struct arena *a);
+/* A zeroed piece of `bytes` (NULL during sizing). */
+void *arena_take(struct arena *a, size_t bytes);
+void arena_free(struct arena *a);
+
+#endif

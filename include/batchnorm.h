@@ -1,0 +1,45 @@
+/* batchnorm: 2-D batch normalization over channel-major (C, N, H, W) tensors.
+ *
+ * Semantics of PyTorch's nn.BatchNorm2d: training normalizes with the biased batch
+ * variance and updates running_var with the unbiased one (n/(n-1)); momentum 0.1;
+ * eps 1e-5. With a reducer the statistics are those of the global batch over all
+ * ranks (synchronized BN as torch.nn.SyncBatchNorm): forward reduces per-channel
+ * (sum, sum of squares, count), backward reduces per-channel (sum dy, sum dy*xhat).
+ * Sums accumulate in double. Each channel is one contiguous row of m = N*H*W. */
+#ifndef RESNET_DDP_BATCHNORM_H
+#define RESNET_DDP_BATCHNORM_H
+
+#include <stddef.h>
+
+#include "reducer.h"
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+/* What training-mode forward saves for backward, per BN layer. */
+struct bn_saved {
+    float *mean;   /* (c) batch mean */
+    float *invstd; /* (c) 1 / sqrt(biased var + eps) */
+    double count;  /* elements per channel over the global batch */
+};
+
+/* y (c, m) = gamma * (x - mean) * invstd + beta with batch statistics; updates the
+ * running statistics. work: (2c + 1) doubles of scratch. */
+void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma,
+                             const float *beta, float *y, struct bn_saved *saved,
+                             float *running_mean, float *running_var,
+                             const struct reducer *red, double *work);
+
+/* Evaluation mode: running statistics, no update. */
+void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
+                            const float *beta, const float *running_mean,
+                            const float *running_var, float *y);
+
+/* dx (c, m) = dL/dx; dgamma, dbeta += this rank's share of dL/dgamma, dL/dbeta
+ * (gradients are summed over ranks later, like every other parameter). dx may alias dy.
+ * work: (2c) doubles. */
+void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const float *gamma,
+                        const struct bn_saved *saved, float *dx, float *dgamma, float *dbeta,
+                        const struct reducer *red, double *work);
+
+#endif

@@ -1,0 +1,39 @@
+/* conv: 2-D convolution with bias over channel-major tensors, as im2col + sgemm.
+ *
+ * Layout is (C, N, H, W): channel-major, so one sgemm per chunk of samples computes
+ *   y[Cout, n*Ho*Wo] = w[Cout, Cin*k*k] . col[Cin*k*k, n*Ho*Wo]
+ * and the result is already in the output layout. A 1x1 stride-1 convolution without
+ * padding needs no im2col at all. The batch is cut into chunks so that the column
+ * buffer stays within the workspace the caller planned (conv2d_col_floats).
+ * Semantics are PyTorch's nn.Conv2d (cross-correlation, zero padding). */
+#ifndef RESNET_DDP_CONV_H
+#define RESNET_DDP_CONV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct conv_shape {
+    int cin, cout, k, stride, pad;
+    int n, h, w;   /* input batch and spatial size */
+    int ho, wo;    /* output spatial size, filled by conv_shape_init */
+};
+
+void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
+                     int h, int w);
+/* True when the convolution reads its input directly (1x1, stride 1, no padding). */
+bool conv_is_pointwise(const struct conv_shape *s);
+/* Floats of column workspace needed to process at least one sample (0 if pointwise). */
+size_t conv2d_col_floats(const struct conv_shape *s);
+
+/* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout).
+ * col: workspace of col_floats floats (>= conv2d_col_floats). */
+void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
+                    float *y, float *col, size_t col_floats);
+
+/* Given dy (cout, n, ho, wo): dw += dL/dw, db += dL/db, and, if dx != NULL,
+ * dx (cin, n, h, w) = dL/dx (or += when accumulate_dx). */
+void conv2d_backward(const struct conv_shape *s, const float *x, const float *w, const float *dy,
+                     float *dw, float *db, float *dx, bool accumulate_dx, float *col,
+                     size_t col_floats);
+
+#endif

@@ -1,0 +1,13 @@
+/* linear: fully connected layer, nn.Linear semantics (y = x W^T + b).
+ * The input arrives channel-major from the pooling layer: x is (in, n). */
+#ifndef RESNET_DDP_LINEAR_H
+#define RESNET_DDP_LINEAR_H
+
+/* y (n, out) = x^T (n, in) . w^T (in, out) + b (out), with x (in, n), w (out, in). */
+void linear_forward(int n, int in, int out, const float *x, const float *w, const float *b,
+                    float *y);
+/* dw (out, in) += dy^T x^T; db (out) += sum over n of dy; dx (in, n) = w^T dy^T (if dx). */
+void linear_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
+                     float *dw, float *db, float *dx);
+
+#endif

@@ -1,0 +1,173 @@
+/* resnet: the model of d2l.ai's "Residual Networks (ResNet)" chapter, in C.
+ *
+ * ResNet-18 is exactly the seed's nn.Sequential(b1, b2, b3, b4, b5,
+ * AdaptiveAvgPool2d(1), Flatten, Linear): a 7x7/2 stem convolution (with bias) + BN +
+ * ReLU + 3x3/2 max-pool; four stages of residual blocks (conv3x3-BN-ReLU-conv3x3-BN,
+ * plus a 1x1 convolution WITHOUT BN on the shortcut where the shape changes, then
+ * ReLU of the sum); global average pooling; a linear layer. All convolutions carry a
+ * bias, as nn.Conv2d does by default. ResNet-34 uses (3, 4, 6, 3) basic blocks;
+ * ResNet-50 uses (3, 4, 6, 3) bottleneck blocks (1x1, 3x3 with the stride, 1x1 with
+ * 4x the channels; each conv followed by BN) built the same way.
+ *
+ * Memory: parameters, gradients and momentum are three flat arenas with the same
+ * offsets. Parameters are laid out in REVERSE forward order (linear first, stem last),
+ * the order in which backward finishes them, so the gradients that are ready first
+ * form one contiguous prefix that can be sent while backward goes on. Activations
+ * are planned once for the largest batch and never reallocated. */
+#ifndef RESNET_DDP_RESNET_H
+#define RESNET_DDP_RESNET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "batchnorm.h"
+#include "config.h"
+#include "conv.h"
+#include "pool.h"
+#include "reducer.h"
+
+#define RESNET_NAME_MAX 48
+#define RESNET_MAX_UNITS 3
+
+enum tensor_role {
+    ROLE_WEIGHT,       /* conv or linear weight */
+    ROLE_BIAS,         /* conv or linear bias */
+    ROLE_BN_WEIGHT,    /* gamma */
+    ROLE_BN_BIAS,      /* beta */
+    ROLE_RUNNING_MEAN,
+    ROLE_RUNNING_VAR,
+};
+
+/* A named view into a flat arena (parameters or buffers), PyTorch state_dict naming. */
+struct tensor_view {
+    char name[RESNET_NAME_MAX];
+    int ndim;
+    int shape[4];
+    size_t offset; /* in floats, into the arena */
+    size_t count;
+    enum tensor_role role;
+    int fan_in, fan_out; /* for initialization (weights and biases) */
+};
+
+struct model_spec {
+    int depth;        /* 18, 34, 50 */
+    int width;        /* channels of the first stage (64) */
+    int num_classes;
+    int in_channels;  /* 1 for Fashion-MNIST */
+    int image_size;   /* square input side (28 or the resize) */
+    int max_batch;    /* largest per-rank batch forward will see */
+    size_t col_budget_floats; /* im2col workspace; 0 = a default */
+};
+
+struct conv_layer {
+    int weight, bias;          /* indices into the parameter table */
+    struct conv_shape shape;   /* at max_batch */
+};
+
+struct bn_layer {
+    int weight, bias;              /* gamma, beta: parameter indices */
+    int running_mean, running_var; /* buffer indices */
+    int c;
+    struct bn_saved saved;
+};
+
+/* conv -> BN (-> ReLU except on the last unit of a block). */
+struct block_unit {
+    struct conv_layer conv;
+    struct bn_layer bn;
+    float *a; /* (c, n, h, w) conv output = BN input */
+    float *h; /* (c, n, h, w) BN output after ReLU; unused for the last unit */
+};
+
+struct block {
+    int nunits;
+    struct block_unit units[RESNET_MAX_UNITS];
+    bool has_shortcut;
+    struct conv_layer shortcut; /* 1x1, stride of the block */
+    float *s;                   /* (cout, n, ho, wo) shortcut output */
+    const float *x;             /* (cin, n, h, w) block input (previous output) */
+    float *y;                   /* (cout, n, ho, wo) relu(main + shortcut) */
+    int cin, cout, h, w, ho, wo;
+};
+
+struct resnet {
+    struct model_spec spec;
+
+    /* Parameters: table + three arenas with the same offsets. */
+    int nparams;
+    struct tensor_view *params;
+    size_t param_floats;   /* arena length including alignment padding */
+    size_t trainable;      /* sum of counts (no padding) */
+    float *weights, *grads, *momentum;
+
+    /* BN running statistics (running_mean, running_var) and num_batches_tracked. */
+    int nbuffers;
+    struct tensor_view *buffers;
+    size_t buffer_floats;
+    float *buffer_data;
+    int64_t num_batches_tracked; /* the same for every BN layer */
+
+    /* Layers. */
+    struct conv_layer stem_conv;
+    struct bn_layer stem_bn;
+    struct maxpool_shape stem_pool;
+    int nblocks;
+    struct block *blocks;
+    int fc_weight, fc_bias, fc_in;
+    int nbn;
+
+    /* Activations (planned for max_batch). */
+    struct arena arena;
+    float *input;     /* (in_channels, n, S, S) == (n, S, S) for one channel */
+    float *stem_a;    /* conv output */
+    float *stem_h;    /* BN + ReLU output */
+    float *stem_p;    /* max-pool output */
+    int32_t *stem_argmax;
+    float *pooled;    /* (fc_in, n) */
+    float *logits;    /* (n, num_classes) */
+    float *dlogits;   /* (n, num_classes) */
+    float *dpooled;   /* (fc_in, n) */
+    float *grad_buf[3];   /* activation-gradient scratch, each max_act floats */
+    size_t max_act;
+    float *col;
+    size_t col_floats;
+    double *bn_work;      /* (2 * max channels + 1) */
+};
+
+/* Build the model (parameter table, layer shapes, activation plan). Exits with a
+ * usage error for an unsupported depth or an input too small for the network. */
+void resnet_init(struct resnet *m, const struct model_spec *spec);
+void resnet_free(struct resnet *m);
+
+/* Deterministic initialization from seed (d2l: Xavier-uniform conv/linear weights,
+ * PyTorch default biases, BN gamma 1, beta 0, running mean 0, var 1). */
+void resnet_init_params(struct resnet *m, enum init_scheme scheme, uint64_t seed);
+
+/* Forward over the first n (<= max_batch) images of m->input. In training mode BN
+ * uses (reduced) batch statistics and updates the running ones, and dlogits is
+ * prepared with loss_scale for backward. Returns the sum of the per-sample losses and
+ * adds the number of correct predictions to *correct. */
+double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train,
+                      float loss_scale, const struct reducer *red, int64_t *correct);
+
+/* Called during backward each time the gradients in [0, ready_floats) are final. */
+struct grad_ready_hook {
+    void (*ready)(void *ctx, size_t ready_floats);
+    void *ctx;
+};
+
+/* Backward after a training forward of the same n: ACCUMULATES into m->grads (the
+ * caller zeroes them once per step). */
+void resnet_backward(struct resnet *m, int n, const struct reducer *red,
+                     const struct grad_ready_hook *hook);
+
+/* Lookups by PyTorch state_dict name; -1 if absent. */
+int resnet_find_param(const struct resnet *m, const char *name);
+int resnet_find_buffer(const struct resnet *m, const char *name);
+
+/* FLOPs of one training image (forward + backward = 3x forward multiply-adds x 2). */
+double resnet_flops_per_image(const struct resnet *m);
+
+#endif

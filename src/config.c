@@ -1,0 +1,591 @@
+/* config: struct config from defaults, an INI file (parsed by libinih) and
+ * command-line overrides "section.key=value".
+ *
+ * Every key is described once in the `keys` table below; setting, range checking,
+ * error messages and config_format() all walk that table, so a new key needs one
+ * struct field and one table row. Values are parsed strictly: the whole string must
+ * be a number in range, a known boolean word or a known enum word. The first error
+ * stops loading with one line naming the file, the line, the key and what was
+ * expected (exit code 2). */
+#include "config.h"
+
+#include "error.h"
+
+#include <ini.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
+
+/* Longest accepted INI line including "\n\0": room for a full-length path value,
+ * its key and a comment. Longer lines are an error rather than silently split. */
+#define CONFIG_LINE_MAX (4 * CONFIG_PATH_MAX)
+
+enum value_kind {
+    KIND_INT,      /* int in [imin, imax] */
+    KIND_INT64,    /* int64_t in [imin, imax] */
+    KIND_UINT64,   /* uint64_t in [0, imax]; a leading '-' is rejected */
+    KIND_DOUBLE,   /* finite double in the (open or closed) range [dmin, dmax] */
+    KIND_BOOL,
+    KIND_STRING,   /* shorter than CONFIG_PATH_MAX; non-empty unless allow_empty */
+    KIND_DEPTH,    /* 18, 34 or 50 */
+    KIND_RESIZE,   /* 0 or [imin, imax] */
+    KIND_INIT,     /* enum init_scheme */
+    KIND_SCHEDULE, /* enum lr_schedule */
+};
+
+struct key_spec {
+    const char *section;
+    const char *key;
+    enum value_kind kind;
+    size_t offset;
+    int64_t imin, imax;
+    double dmin, dmax;
+    bool dmin_open, dmax_open;
+    bool allow_empty;
+    const char *expected; /* returned by config_set when the value is rejected */
+};
+
+#define FIELD(name) offsetof(struct config, name)
+
+/* Word lists indexed by the enum values of config.h. */
+static const char *const init_names[] = {[INIT_XAVIER] = "xavier", [INIT_KAIMING] = "kaiming"};
+static const char *const schedule_names[] = {
+    [LR_SCHEDULE_CONSTANT] = "constant", [LR_SCHEDULE_STEP] = "step", [LR_SCHEDULE_COSINE] = "cosine"};
+
+/* Rows are grouped by section in the order config_format() writes them. */
+static const struct key_spec keys[] = {
+    {.section = "data", .key = "dir", .kind = KIND_STRING, .offset = FIELD(data_dir),
+     .expected = "expected a non-empty path shorter than 1024 characters"},
+    {.section = "data", .key = "resize", .kind = KIND_RESIZE, .offset = FIELD(resize),
+     .imin = 8, .imax = 512, .expected = "expected 0 (keep 28x28) or an integer in 8..512"},
+    {.section = "data", .key = "train_limit", .kind = KIND_INT64, .offset = FIELD(train_limit),
+     .imin = 0, .imax = INT64_MAX, .expected = "expected an integer >= 0 (0 = all images)"},
+    {.section = "data", .key = "test_limit", .kind = KIND_INT64, .offset = FIELD(test_limit),
+     .imin = 0, .imax = INT64_MAX, .expected = "expected an integer >= 0 (0 = all images)"},
+
+    {.section = "model", .key = "depth", .kind = KIND_DEPTH, .offset = FIELD(depth),
+     .expected = "expected one of 18, 34, 50"},
+    {.section = "model", .key = "num_classes", .kind = KIND_INT, .offset = FIELD(num_classes),
+     .imin = 2, .imax = 1000, .expected = "expected an integer in 2..1000"},
+    {.section = "model", .key = "width", .kind = KIND_INT, .offset = FIELD(width),
+     .imin = 1, .imax = 1024, .expected = "expected an integer in 1..1024"},
+    {.section = "model", .key = "init", .kind = KIND_INIT, .offset = FIELD(init),
+     .expected = "expected one of xavier, kaiming"},
+
+    {.section = "train", .key = "epochs", .kind = KIND_INT, .offset = FIELD(epochs),
+     .imin = 1, .imax = 100000, .expected = "expected an integer in 1..100000"},
+    {.section = "train", .key = "batch_size", .kind = KIND_INT, .offset = FIELD(batch_size),
+     .imin = 1, .imax = 1048576, .expected = "expected an integer in 1..1048576"},
+    {.section = "train", .key = "lr", .kind = KIND_DOUBLE, .offset = FIELD(lr),
+     .dmin = 0, .dmin_open = true, .dmax = 100, .expected = "expected a number > 0 and <= 100"},
+    {.section = "train", .key = "momentum", .kind = KIND_DOUBLE, .offset = FIELD(momentum),
+     .dmin = 0, .dmax = 1, .dmax_open = true, .expected = "expected a number >= 0 and < 1"},
+    {.section = "train", .key = "weight_decay", .kind = KIND_DOUBLE, .offset = FIELD(weight_decay),
+     .dmin = 0, .dmax = 1, .expected = "expected a number >= 0 and <= 1"},
+    {.section = "train", .key = "nesterov", .kind = KIND_BOOL, .offset = FIELD(nesterov),
+     .expected = "expected true or false"},
+    {.section = "train", .key = "schedule", .kind = KIND_SCHEDULE, .offset = FIELD(schedule),
+     .expected = "expected one of constant, step, cosine"},
+    {.section = "train", .key = "lr_step_epochs", .kind = KIND_INT, .offset = FIELD(lr_step_epochs),
+     .imin = 1, .imax = INT_MAX, .expected = "expected an integer >= 1"},
+    {.section = "train", .key = "lr_gamma", .kind = KIND_DOUBLE, .offset = FIELD(lr_gamma),
+     .dmin = 0, .dmin_open = true, .dmax = 1, .expected = "expected a number > 0 and <= 1"},
+    /* The upper bound (epochs) is checked once everything is set, in validate(). */
+    {.section = "train", .key = "warmup_epochs", .kind = KIND_DOUBLE, .offset = FIELD(warmup_epochs),
+     .dmin = 0, .dmax = HUGE_VAL, .expected = "expected a number >= 0 and <= [train] epochs"},
+    {.section = "train", .key = "seed", .kind = KIND_UINT64, .offset = FIELD(seed),
+     .imax = INT64_MAX, .expected = "expected an integer in 0..9223372036854775807"},
+    {.section = "train", .key = "max_steps", .kind = KIND_INT64, .offset = FIELD(max_steps),
+     .imin = 0, .imax = INT64_MAX, .expected = "expected an integer >= 0 (0 = no limit)"},
+    {.section = "train", .key = "threads", .kind = KIND_INT, .offset = FIELD(threads),
+     .imin = 0, .imax = 1024, .expected = "expected an integer in 0..1024 (0 = auto)"},
+    {.section = "train", .key = "eval_batch_size", .kind = KIND_INT, .offset = FIELD(eval_batch_size),
+     .imin = 0, .imax = 1048576, .expected = "expected an integer in 0..1048576 (0 = train batch per rank)"},
+    {.section = "train", .key = "progress", .kind = KIND_BOOL, .offset = FIELD(progress),
+     .expected = "expected true or false"},
+
+    {.section = "dist", .key = "sync_bn", .kind = KIND_BOOL, .offset = FIELD(sync_bn),
+     .expected = "expected true or false"},
+    {.section = "dist", .key = "bucket_mb", .kind = KIND_DOUBLE, .offset = FIELD(bucket_mb),
+     .dmin = 0, .dmin_open = true, .dmax = 4096, .expected = "expected a number > 0 and <= 4096"},
+    {.section = "dist", .key = "overlap", .kind = KIND_BOOL, .offset = FIELD(overlap),
+     .expected = "expected true or false"},
+
+    {.section = "checkpoint", .key = "dir", .kind = KIND_STRING, .offset = FIELD(checkpoint_dir),
+     .expected = "expected a non-empty path shorter than 1024 characters"},
+    {.section = "checkpoint", .key = "every_steps", .kind = KIND_INT64,
+     .offset = FIELD(checkpoint_every_steps), .imin = 0, .imax = INT64_MAX,
+     .expected = "expected an integer >= 0 (0 = off)"},
+    {.section = "checkpoint", .key = "every_epochs", .kind = KIND_INT,
+     .offset = FIELD(checkpoint_every_epochs), .imin = 0, .imax = INT_MAX,
+     .expected = "expected an integer >= 0 (0 = off)"},
+    {.section = "checkpoint", .key = "keep", .kind = KIND_INT, .offset = FIELD(checkpoint_keep),
+     .imin = 1, .imax = 1000, .expected = "expected an integer in 1..1000"},
+    {.section = "checkpoint", .key = "resume", .kind = KIND_STRING, .offset = FIELD(checkpoint_resume),
+     .expected = "expected auto, none or a checkpoint path shorter than 1024 characters"},
+
+    /* Empty is the default ("<checkpoint dir>/metrics.h5"), so config_format's
+     * "path = " must load back. */
+    {.section = "metrics", .key = "path", .kind = KIND_STRING, .offset = FIELD(metrics_path),
+     .allow_empty = true,
+     .expected = "expected a path shorter than 1024 characters (empty = <checkpoint dir>/metrics.h5)"},
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* config_set's two lookup failures; config_load recognises them by address and
+ * adds the offending name and the list of valid names. */
+static const char unknown_section_msg[] =
+    "unknown section (known sections: data, model, train, dist, checkpoint, metrics)";
+static const char unknown_key_msg[] = "unknown key for this section";
+
+void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+
+    const char *env = getenv("RESNET_DDP_DATA");
+    if (env && env[0]) {
+        if (strlen(env) >= CONFIG_PATH_MAX)
+            FAIL_INPUT("environment variable RESNET_DDP_DATA is longer than %d characters",
+                       CONFIG_PATH_MAX - 1);
+        strcpy(cfg->data_dir, env);
+    } else {
+        strcpy(cfg->data_dir, DEFAULT_DATA_DIR);
+    }
+    cfg->resize = 0;
+    cfg->train_limit = 0;
+    cfg->test_limit = 0;
+
+    cfg->depth = 18;
+    cfg->num_classes = 10;
+    cfg->width = 64;
+    cfg->init = INIT_XAVIER;
+
+    cfg->epochs = 10;
+    cfg->batch_size = 256;
+    cfg->lr = 0.05;
+    cfg->momentum = 0;
+    cfg->weight_decay = 0;
+    cfg->nesterov = false;
+    cfg->schedule = LR_SCHEDULE_CONSTANT;
+    cfg->lr_step_epochs = 30;
+    cfg->lr_gamma = 0.1;
+    cfg->warmup_epochs = 0;
+    cfg->seed = 0;
+    cfg->max_steps = 0;
+    cfg->threads = 0;
+    cfg->eval_batch_size = 0;
+    cfg->progress = true;
+
+    cfg->sync_bn = true;
+    cfg->bucket_mb = 25;
+    cfg->overlap = true;
+
+    strcpy(cfg->checkpoint_dir, "checkpoints");
+    cfg->checkpoint_every_steps = 0;
+    cfg->checkpoint_every_epochs = 1;
+    cfg->checkpoint_keep = 3;
+    strcpy(cfg->checkpoint_resume, "none");
+
+    cfg->metrics_path[0] = '\0';
+    cfg->source_path[0] = '\0';
+}
+
+/* Whole-string base-10 integer; leading blanks are rejected too (strtoll would
+ * skip them) so that a value is either exactly a number or an error. */
+static bool parse_int64(const char *s, int64_t *out)
+{
+    if (!s[0] || isspace((unsigned char)s[0])) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+/* strtoull accepts "-1" and wraps it, so the sign is rejected up front. */
+static bool parse_uint64(const char *s, uint64_t *out)
+{
+    if (!s[0] || isspace((unsigned char)s[0]) || s[0] == '-') return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+    if (!s[0] || isspace((unsigned char)s[0])) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "1", "on"};
+    static const char *const no[] = {"false", "no", "0", "off"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int parse_word(const char *s, const char *const *words, int nwords)
+{
+    for (int i = 0; i < nwords; i++)
+        if (strcmp(s, words[i]) == 0) return i;
+    return -1;
+}
+
+static bool known_section(const char *section)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(section, keys[i].section) == 0) return true;
+    return false;
+}
+
+static const struct key_spec *find_key(const char *section, const char *key)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].key, key) == 0) return &keys[i];
+    return NULL;
+}
+
+/* Nothing is written unless the whole value is valid. */
+static bool set_value(struct config *cfg, const struct key_spec *k, const char *value)
+{
+    char *field = (char *)cfg + k->offset;
+    int64_t i;
+    uint64_t u;
+    double d;
+    bool b;
+    int w;
+
+    switch (k->kind) {
+    case KIND_INT:
+    case KIND_INT64:
+        if (!parse_int64(value, &i) || i < k->imin || i > k->imax) return false;
+        if (k->kind == KIND_INT)
+            *(int *)(void *)field = (int)i;
+        else
+            *(int64_t *)(void *)field = i;
+        return true;
+    case KIND_RESIZE:
+        if (!parse_int64(value, &i) || (i != 0 && (i < k->imin || i > k->imax))) return false;
+        *(int *)(void *)field = (int)i;
+        return true;
+    case KIND_DEPTH:
+        if (!parse_int64(value, &i) || (i != 18 && i != 34 && i != 50)) return false;
+        *(int *)(void *)field = (int)i;
+        return true;
+    case KIND_UINT64:
+        if (!parse_uint64(value, &u) || u > (uint64_t)k->imax) return false;
+        *(uint64_t *)(void *)field = u;
+        return true;
+    case KIND_DOUBLE:
+        if (!parse_double(value, &d)) return false;
+        if (k->dmin_open ? d <= k->dmin : d < k->dmin) return false;
+        if (k->dmax_open ? d >= k->dmax : d > k->dmax) return false;
+        *(double *)(void *)field = d;
+        return true;
+    case KIND_BOOL:
+        if (!parse_bool(value, &b)) return false;
+        *(bool *)(void *)field = b;
+        return true;
+    case KIND_STRING:
+        if ((!value[0] && !k->allow_empty) || strlen(value) >= CONFIG_PATH_MAX) return false;
+        strcpy(field, value);
+        return true;
+    case KIND_INIT:
+        w = parse_word(value, init_names, (int)(sizeof init_names / sizeof init_names[0]));
+        if (w < 0) return false;
+        *(enum init_scheme *)(void *)field = (enum init_scheme)w;
+        return true;
+    case KIND_SCHEDULE:
+        w = parse_word(value, schedule_names, (int)(sizeof schedule_names / sizeof schedule_names[0]));
+        if (w < 0) return false;
+        *(enum lr_schedule *)(void *)field = (enum lr_schedule)w;
+        return true;
+    }
+    return false;
+}
+
+const char *config_set(struct config *cfg, const char *section, const char *key, const char *value)
+{
+    if (!known_section(section)) return unknown_section_msg;
+    const struct key_spec *k = find_key(section, key);
+    if (!k) return unknown_key_msg;
+    return set_value(cfg, k, value) ? NULL : k->expected;
+}
+
+/* Append to a bounded buffer, tracking the length the full text needs. */
+struct text {
+    char *buf;
+    size_t size;
+    size_t len;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...)
+{
+    char *dst = NULL;
+    size_t room = 0;
+    if (t->buf && t->len < t->size) {
+        dst = t->buf + t->len;
+        room = t->size - t->len;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, room, fmt, ap);
+    va_end(ap);
+    if (n > 0) t->len += (size_t)n;
+}
+
+/* Explain a config_set failure for one key: the offending name with the valid
+ * names, or the value with what was expected. `show_value` is off for command-line
+ * overrides, whose text (with the value) is already quoted in the message. */
+static void describe_error(struct text *t, const char *section, const char *key, const char *value,
+                           const char *msg, bool show_value)
+{
+    if (msg == unknown_section_msg) {
+        if (section[0])
+            text_add(t, "unknown section [%s] (known sections:", section);
+        else
+            text_add(t, "key '%s' is outside any section (known sections:", key);
+        for (size_t i = 0; i < NKEYS; i++)
+            if (i == 0 || strcmp(keys[i].section, keys[i - 1].section) != 0)
+                text_add(t, "%s %s", i ? "," : "", keys[i].section);
+        text_add(t, ")");
+    } else if (msg == unknown_key_msg) {
+        text_add(t, "unknown key [%s] %s (known keys:", section, key);
+        bool first = true;
+        for (size_t i = 0; i < NKEYS; i++) {
+            if (strcmp(keys[i].section, section) != 0) continue;
+            text_add(t, "%s %s", first ? "" : ",", keys[i].key);
+            first = false;
+        }
+        text_add(t, ")");
+    } else if (show_value) {
+        /* A runaway value (a whole path, say) is cut so the line stays readable. */
+        int shown = strlen(value) > 80 ? 80 : (int)strlen(value);
+        text_add(t, "[%s] %s = \"%.*s%s\": %s", section, key, shown, value,
+                 value[shown] ? "..." : "", msg);
+    } else {
+        text_add(t, "[%s] %s: %s", section, key, msg);
+    }
+}
+
+/* State shared by the line reader and the key handler while one file is parsed. */
+struct parse_ctx {
+    struct config *cfg;
+    const char *path;
+    FILE *file;
+    int lineno;        /* lines read so far, i.e. the line the handler is called for */
+    int read_errno;    /* errno of a failed read, 0 if none */
+    bool failed;
+    char error[2048];  /* the first error, already prefixed with path:line */
+};
+
+/* fgets for inih that counts lines and refuses lines that do not fit in the buffer
+ * (or hide a NUL byte): inih would otherwise split them into several "lines", with
+ * wrong line numbers and possibly a bogus key. Returning NULL ends the parse. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct parse_ctx *ctx = stream;
+    if (ctx->failed) return NULL;
+    errno = 0;
+    if (!fgets(str, num, ctx->file)) {
+        if (ferror(ctx->file)) ctx->read_errno = errno ? errno : EIO;
+        return NULL;
+    }
+    ctx->lineno++;
+    size_t n = strlen(str);
+    if (n > 0 && str[n - 1] == '\n') return str;
+    int c = getc(ctx->file);
+    if (c == EOF) return str; /* last line without a newline */
+    ungetc(c, ctx->file);
+
+    struct text t = {ctx->error, sizeof ctx->error, 0};
+    if (n + 1 == (size_t)num)
+        text_add(&t, "%s:%d: line longer than %d characters", ctx->path, ctx->lineno, num - 2);
+    else
+        text_add(&t, "%s:%d: line contains a NUL byte", ctx->path, ctx->lineno);
+    ctx->failed = true;
+    return NULL;
+}
+
+static int handle_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_ctx *ctx = user;
+    const char *msg = config_set(ctx->cfg, section, name, value);
+    if (!msg) return 1;
+    if (!ctx->failed) {
+        struct text t = {ctx->error, sizeof ctx->error, 0};
+        text_add(&t, "%s:%d: ", ctx->path, ctx->lineno);
+        describe_error(&t, section, name, value, msg, true);
+        ctx->failed = true;
+    }
+    return 0;
+}
+
+static void parse_file(struct config *cfg, const char *path)
+{
+    /* Debian's libinih exposes its compile-time options as variables. A heap line
+     * buffer of our size (no realloc, so read_line sees every physical line whole),
+     * no multi-line values (an indented "key = value" is a key, not a continuation)
+     * and a stop at the first error, which is the one reported. */
+    ini_use_stack = false;
+    ini_allow_realloc = false;
+    ini_initial_alloc = CONFIG_LINE_MAX;
+    ini_max_line = CONFIG_LINE_MAX;
+    ini_allow_multiline = false;
+    ini_allow_no_value = false;
+    ini_stop_on_first_error = true;
+
+    FILE *f = fopen(path, "r");
+    if (!f) FAIL_INPUT("cannot open config file '%s': %s", path, strerror(errno));
+
+    struct parse_ctx ctx = {.cfg = cfg, .path = path, .file = f};
+    int rc = ini_parse_stream(read_line, &ctx, handle_key, &ctx);
+    fclose(f);
+
+    if (ctx.failed) FAIL_INPUT("%s", ctx.error);
+    if (ctx.read_errno)
+        FAIL_INPUT("cannot read config file '%s': %s", path, strerror(ctx.read_errno));
+    if (rc == -2) error_exit(EXIT_CODE_INTERNAL, "out of memory parsing config file '%s'", path);
+    if (rc != 0)
+        FAIL_INPUT("%s:%d: INI syntax error (expected \"[section]\" or \"key = value\")", path, rc);
+}
+
+static void apply_override(struct config *cfg, const char *text)
+{
+    /* "section.key=value": the first '=' ends the name, the first '.' before it
+     * splits section from key; the value may contain both characters. */
+    const char *eq = strchr(text, '=');
+    const char *dot = eq ? memchr(text, '.', (size_t)(eq - text)) : NULL;
+    if (!eq || !dot || dot == text || dot + 1 == eq)
+        FAIL_INPUT("command line override '%s': expected section.key=value", text);
+
+    char *section = xstrdup(text);
+    section[dot - text] = '\0';
+    char *key = section + (dot - text) + 1;
+    key[eq - dot - 1] = '\0';
+    const char *value = eq + 1;
+
+    const char *msg = config_set(cfg, section, key, value);
+    if (msg) {
+        char line[2048];
+        struct text t = {line, sizeof line, 0};
+        describe_error(&t, section, key, value, msg, false);
+        FAIL_INPUT("command line override '%s': %s", text, line);
+    }
+    free(section);
+}
+
+/* Rules that involve two keys, checked once the file and all overrides are in. */
+static void validate(const struct config *cfg, const char *where)
+{
+    if (cfg->nesterov && !(cfg->momentum > 0))
+        FAIL_INPUT("%s: [train] nesterov = true requires [train] momentum > 0 (momentum = %g)", where,
+                   cfg->momentum);
+    if (cfg->warmup_epochs > cfg->epochs)
+        FAIL_INPUT("%s: [train] warmup_epochs = %g is more than [train] epochs = %d", where,
+                   cfg->warmup_epochs, cfg->epochs);
+}
+
+void config_load(struct config *cfg, const char *path, int noverrides, char *const overrides[])
+{
+    config_defaults(cfg);
+    if (path) {
+        if (strlen(path) >= CONFIG_PATH_MAX)
+            FAIL_INPUT("config file path is longer than %d characters", CONFIG_PATH_MAX - 1);
+        strcpy(cfg->source_path, path);
+        parse_file(cfg, path);
+    }
+    for (int i = 0; i < noverrides; i++) apply_override(cfg, overrides[i]);
+
+    char where[CONFIG_PATH_MAX + 64];
+    snprintf(where, sizeof where, "%s%s", path ? path : "config",
+             noverrides > 0 ? " (with command line overrides)" : "");
+    validate(cfg, where);
+}
+
+/* Shortest of %.15g..%.17g that reads back to the same double: "0.05", not
+ * "0.050000000000000003", yet the text always round-trips. */
+static void format_double(char *out, size_t size, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, size, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) return;
+    }
+}
+
+size_t config_format(const struct config *cfg, char *buf, size_t size)
+{
+    struct text t = {buf, size, 0};
+    if (buf && size) buf[0] = '\0';
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key_spec *k = &keys[i];
+        const char *field = (const char *)cfg + k->offset;
+        if (i == 0 || strcmp(k->section, keys[i - 1].section) != 0)
+            text_add(&t, "%s[%s]\n", i ? "\n" : "", k->section);
+
+        char num[64];
+        text_add(&t, "%s = ", k->key);
+        switch (k->kind) {
+        case KIND_INT:
+        case KIND_RESIZE:
+        case KIND_DEPTH:
+            text_add(&t, "%d\n", *(const int *)(const void *)field);
+            break;
+        case KIND_INT64:
+            text_add(&t, "%" PRId64 "\n", *(const int64_t *)(const void *)field);
+            break;
+        case KIND_UINT64:
+            text_add(&t, "%" PRIu64 "\n", *(const uint64_t *)(const void *)field);
+            break;
+        case KIND_DOUBLE:
+            format_double(num, sizeof num, *(const double *)(const void *)field);
+            text_add(&t, "%s\n", num);
+            break;
+        case KIND_BOOL:
+            text_add(&t, "%s\n", *(const bool *)(const void *)field ? "true" : "false");
+            break;
+        case KIND_STRING:
+            text_add(&t, "%s\n", field);
+            break;
+        case KIND_INIT:
+            text_add(&t, "%s\n", init_names[*(const enum init_scheme *)(const void *)field]);
+            break;
+        case KIND_SCHEDULE:
+            text_add(&t, "%s\n", schedule_names[*(const enum lr_schedule *)(const void *)field]);
+            break;
+        }
+    }
+    return t.len;
+}

@@ -1,0 +1,167 @@
+/* conv: im2col + sgemm convolution over (C, N, H, W) tensors; see conv.h. */
+#include "conv.h"
+
+#include <string.h>
+
+#include "error.h"
+#include "gemm.h"
+
+void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
+                     int h, int w)
+{
+    CHECK(cin > 0 && cout > 0 && k > 0 && stride > 0 && pad >= 0 && n >= 0 && h > 0 && w > 0,
+          "bad convolution shape");
+    s->cin = cin;
+    s->cout = cout;
+    s->k = k;
+    s->stride = stride;
+    s->pad = pad;
+    s->n = n;
+    s->h = h;
+    s->w = w;
+    s->ho = (h + 2 * pad - k) / stride + 1;
+    s->wo = (w + 2 * pad - k) / stride + 1;
+    CHECK(s->ho > 0 && s->wo > 0, "convolution output would be empty (%dx%d input, k=%d)", h, w, k);
+}
+
+bool conv_is_pointwise(const struct conv_shape *s)
+{
+    return s->k == 1 && s->stride == 1 && s->pad == 0;
+}
+
+size_t conv2d_col_floats(const struct conv_shape *s)
+{
+    if (conv_is_pointwise(s)) return 0;
+    return (size_t)s->cin * s->k * s->k * s->ho * s->wo;
+}
+
+/* ---- im2col / col2im over a chunk of samples [n0, n0 + nc) ---------------- */
+
+/* col (cin*k*k, nc*ho*wo): row (ci, ky, kx), column (sample, oy, ox). */
+static void im2col(const struct conv_shape *s, const float *x, int n0, int nc, float *col)
+{
+    const size_t plane = (size_t)s->h * s->w, hw_out = (size_t)s->ho * s->wo;
+    const size_t cols = (size_t)nc * hw_out;
+    for (int ci = 0; ci < s->cin; ci++)
+        for (int ky = 0; ky < s->k; ky++)
+            for (int kx = 0; kx < s->k; kx++) {
+                float *row = col + ((size_t)(ci * s->k + ky) * s->k + kx) * cols;
+                for (int n = 0; n < nc; n++) {
+                    const float *xp = x + ((size_t)ci * s->n + n0 + n) * plane;
+                    float *out = row + n * hw_out;
+                    for (int oy = 0; oy < s->ho; oy++) {
+                        int iy = oy * s->stride - s->pad + ky;
+                        float *o = out + (size_t)oy * s->wo;
+                        if (iy < 0 || iy >= s->h) {
+                            memset(o, 0, sizeof(float) * s->wo);
+                            continue;
+                        }
+                        const float *xr = xp + (size_t)iy * s->w;
+                        for (int ox = 0; ox < s->wo; ox++) {
+                            int ix = ox * s->stride - s->pad + kx;
+                            o[ox] = (ix >= 0 && ix < s->w) ? xr[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+/* dx[chunk] += scatter of col (the adjoint of im2col). */
+static void col2im_add(const struct conv_shape *s, const float *col, int n0, int nc, float *dx)
+{
+    const size_t plane = (size_t)s->h * s->w, hw_out = (size_t)s->ho * s->wo;
+    const size_t cols = (size_t)nc * hw_out;
+    for (int ci = 0; ci < s->cin; ci++)
+        for (int ky = 0; ky < s->k; ky++)
+            for (int kx = 0; kx < s->k; kx++) {
+                const float *row = col + ((size_t)(ci * s->k + ky) * s->k + kx) * cols;
+                for (int n = 0; n < nc; n++) {
+                    float *dp = dx + ((size_t)ci * s->n + n0 + n) * plane;
+                    const float *in = row + n * hw_out;
+                    for (int oy = 0; oy < s->ho; oy++) {
+                        int iy = oy * s->stride - s->pad + ky;
+                        if (iy < 0 || iy >= s->h) continue;
+                        float *dr = dp + (size_t)iy * s->w;
+                        const float *ir = in + (size_t)oy * s->wo;
+                        for (int ox = 0; ox < s->wo; ox++) {
+                            int ix = ox * s->stride - s->pad + kx;
+                            if (ix >= 0 && ix < s->w) dr[ix] += ir[ox];
+                        }
+                    }
+                }
+            }
+}
+
+static int chunk_samples(const struct conv_shape *s, size_t col_floats)
+{
+    size_t per_sample = conv2d_col_floats(s);
+    CHECK(col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
+          col_floats, per_sample);
+    size_t nc = col_floats / per_sample;
+    return nc > (size_t)s->n ? s->n : (int)nc;
+}
+
+/* ---- forward / backward ---------------------------------------------------- */
+
+void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
+                    float *y, float *col, size_t col_floats)
+{
+    const int kdim = s->cin * s->k * s->k;
+    const size_t hw_out = (size_t)s->ho * s->wo;
+    const int ldy = (int)(s->n * hw_out);
+    if (s->n == 0) return;
+    if (conv_is_pointwise(s)) {
+        gemm(false, false, s->cout, ldy, kdim, 1.0f, w, kdim, x, ldy, 0.0f, y, ldy);
+    } else {
+        int step = chunk_samples(s, col_floats);
+        for (int n0 = 0; n0 < s->n; n0 += step) {
+            int nc = s->n - n0 < step ? s->n - n0 : step;
+            im2col(s, x, n0, nc, col);
+            gemm(false, false, s->cout, (int)(nc * hw_out), kdim, 1.0f, w, kdim, col,
+                 (int)(nc * hw_out), 0.0f, y + n0 * hw_out, ldy);
+        }
+    }
+    if (b)
+        for (int c = 0; c < s->cout; c++) {
+            float *row = y + (size_t)c * ldy, bc = b[c];
+            for (int i = 0; i < ldy; i++) row[i] += bc;
+        }
+}
+
+void conv2d_backward(const struct conv_shape *s, const float *x, const float *w, const float *dy,
+                     float *dw, float *db, float *dx, bool accumulate_dx, float *col,
+                     size_t col_floats)
+{
+    const int kdim = s->cin * s->k * s->k;
+    const size_t hw_out = (size_t)s->ho * s->wo;
+    const int ldy = (int)(s->n * hw_out);
+    if (db)
+        for (int c = 0; c < s->cout; c++) {
+            const float *row = dy + (size_t)c * ldy;
+            double acc = 0.0;
+            for (int i = 0; i < ldy; i++) acc += (double)row[i];
+            db[c] += (float)acc;
+        }
+    if (s->n == 0) return;
+    if (conv_is_pointwise(s)) {
+        gemm(false, true, s->cout, kdim, ldy, 1.0f, dy, ldy, x, ldy, 1.0f, dw, kdim);
+        if (dx)
+            gemm(true, false, kdim, ldy, s->cout, 1.0f, w, kdim, dy, ldy,
+                 accumulate_dx ? 1.0f : 0.0f, dx, ldy);
+        return;
+    }
+    if (dx && !accumulate_dx) memset(dx, 0, sizeof(float) * (size_t)s->cin * s->n * s->h * s->w);
+    int step = chunk_samples(s, col_floats);
+    for (int n0 = 0; n0 < s->n; n0 += step) {
+        int nc = s->n - n0 < step ? s->n - n0 : step;
+        int cols = (int)(nc * hw_out);
+        im2col(s, x, n0, nc, col);
+        gemm(false, true, s->cout, kdim, cols, 1.0f, dy + n0 * hw_out, ldy, col, cols, 1.0f, dw,
+             kdim);
+        if (dx) {
+            gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dy + n0 * hw_out, ldy, 0.0f, col,
+                 cols);
+            col2im_add(s, col, n0, nc, dx);
+        }
+    }
+}

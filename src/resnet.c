@@ -1,0 +1,535 @@
+/* resnet: parameter table, activation plan, forward and backward of the whole
+ * network; see resnet.h for the architecture (d2l.ai, "Residual Networks"). */
+#include "resnet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "error.h"
+#include "linear.h"
+#include "loss.h"
+#include "rng.h"
+
+#define PARAM_ALIGN_FLOATS 16 /* 64 bytes, so every tensor starts on a cache line */
+
+/* ---- parameter table --------------------------------------------------------- */
+
+static int add_view(struct tensor_view **table, int *count, const char *name, enum tensor_role role,
+                    int ndim, const int *shape, int fan_in, int fan_out)
+{
+    *table = realloc(*table, sizeof **table * (size_t)(*count + 1));
+    CHECK(*table, "out of memory");
+    struct tensor_view *v = &(*table)[*count];
+    memset(v, 0, sizeof *v);
+    CHECK(strlen(name) < RESNET_NAME_MAX, "tensor name too long: %s", name);
+    strcpy(v->name, name);
+    v->ndim = ndim;
+    v->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        v->shape[i] = shape[i];
+        v->count *= (size_t)shape[i];
+    }
+    v->role = role;
+    v->fan_in = fan_in;
+    v->fan_out = fan_out;
+    return (*count)++;
+}
+
+static void add_conv(struct resnet *m, struct conv_layer *layer, const char *prefix, int cin,
+                     int cout, int k, int stride, int pad, int h, int w)
+{
+    char name[2 * RESNET_NAME_MAX];
+    int wshape[4] = {cout, cin, k, k}, bshape[1] = {cout};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    layer->weight = add_view(&m->params, &m->nparams, name, ROLE_WEIGHT, 4, wshape, cin * k * k,
+                             cout * k * k);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    layer->bias = add_view(&m->params, &m->nparams, name, ROLE_BIAS, 1, bshape, cin * k * k,
+                           cout * k * k);
+    conv_shape_init(&layer->shape, cin, cout, k, stride, pad, m->spec.max_batch, h, w);
+}
+
+static void add_bn(struct resnet *m, struct bn_layer *bn, const char *prefix, int c)
+{
+    char name[2 * RESNET_NAME_MAX];
+    int shape[1] = {c};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    bn->weight = add_view(&m->params, &m->nparams, name, ROLE_BN_WEIGHT, 1, shape, 0, 0);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    bn->bias = add_view(&m->params, &m->nparams, name, ROLE_BN_BIAS, 1, shape, 0, 0);
+    snprintf(name, sizeof name, "%s.running_mean", prefix);
+    bn->running_mean = add_view(&m->buffers, &m->nbuffers, name, ROLE_RUNNING_MEAN, 1, shape, 0, 0);
+    snprintf(name, sizeof name, "%s.running_var", prefix);
+    bn->running_var = add_view(&m->buffers, &m->nbuffers, name, ROLE_RUNNING_VAR, 1, shape, 0, 0);
+    bn->c = c;
+    m->nbn++;
+}
+
+/* Offsets: parameters in reverse registration order (see resnet.h), buffers in order. */
+static void assign_offsets(struct resnet *m)
+{
+    size_t off = 0;
+    m->trainable = 0;
+    for (int i = m->nparams - 1; i >= 0; i--) {
+        m->params[i].offset = off;
+        off += (m->params[i].count + PARAM_ALIGN_FLOATS - 1) / PARAM_ALIGN_FLOATS * PARAM_ALIGN_FLOATS;
+        m->trainable += m->params[i].count;
+    }
+    m->param_floats = off;
+    off = 0;
+    for (int i = 0; i < m->nbuffers; i++) {
+        m->buffers[i].offset = off;
+        off += m->buffers[i].count;
+    }
+    m->buffer_floats = off;
+}
+
+/* ---- architecture -------------------------------------------------------------- */
+
+struct arch {
+    int blocks[4];
+    bool bottleneck;
+};
+
+static struct arch arch_for_depth(int depth)
+{
+    switch (depth) {
+    case 18: return (struct arch){{2, 2, 2, 2}, false};
+    case 34: return (struct arch){{3, 4, 6, 3}, false};
+    case 50: return (struct arch){{3, 4, 6, 3}, true};
+    default: FAIL_INPUT("[model] depth = %d: expected one of 18, 34, 50", depth);
+    }
+}
+
+static void build_block(struct resnet *m, struct block *b, const char *prefix, int cin, int cout,
+                        int stride, bool bottleneck, int h, int w)
+{
+    char name[2 * RESNET_NAME_MAX];
+    b->cin = cin;
+    b->cout = cout;
+    b->h = h;
+    b->w = w;
+    if (!bottleneck) {
+        /* d2l Residual: conv1 3x3 (stride) + bn1 + relu, conv2 3x3 + bn2. */
+        b->nunits = 2;
+        snprintf(name, sizeof name, "%s.conv1", prefix);
+        add_conv(m, &b->units[0].conv, name, cin, cout, 3, stride, 1, h, w);
+        snprintf(name, sizeof name, "%s.bn1", prefix);
+        add_bn(m, &b->units[0].bn, name, cout);
+        int ho = b->units[0].conv.shape.ho, wo = b->units[0].conv.shape.wo;
+        snprintf(name, sizeof name, "%s.conv2", prefix);
+        add_conv(m, &b->units[1].conv, name, cout, cout, 3, 1, 1, ho, wo);
+        snprintf(name, sizeof name, "%s.bn2", prefix);
+        add_bn(m, &b->units[1].bn, name, cout);
+    } else {
+        /* Bottleneck: 1x1 reduce, 3x3 (stride), 1x1 expand to 4x. */
+        int mid = cout / 4;
+        b->nunits = 3;
+        snprintf(name, sizeof name, "%s.conv1", prefix);
+        add_conv(m, &b->units[0].conv, name, cin, mid, 1, 1, 0, h, w);
+        snprintf(name, sizeof name, "%s.bn1", prefix);
+        add_bn(m, &b->units[0].bn, name, mid);
+        snprintf(name, sizeof name, "%s.conv2", prefix);
+        add_conv(m, &b->units[1].conv, name, mid, mid, 3, stride, 1, h, w);
+        snprintf(name, sizeof name, "%s.bn2", prefix);
+        add_bn(m, &b->units[1].bn, name, mid);
+        int ho = b->units[1].conv.shape.ho, wo = b->units[1].conv.shape.wo;
+        snprintf(name, sizeof name, "%s.conv3", prefix);
+        add_conv(m, &b->units[2].conv, name, mid, cout, 1, 1, 0, ho, wo);
+        snprintf(name, sizeof name, "%s.bn3", prefix);
+        add_bn(m, &b->units[2].bn, name, cout);
+    }
+    const struct conv_shape *last = &b->units[b->nunits - 1].conv.shape;
+    b->ho = last->ho;
+    b->wo = last->wo;
+    b->has_shortcut = stride != 1 || cin != cout;
+    if (b->has_shortcut) {
+        /* The seed names the 1x1 shortcut conv3; bottlenecks already use conv3. */
+        snprintf(name, sizeof name, bottleneck ? "%s.shortcut" : "%s.conv3", prefix);
+        add_conv(m, &b->shortcut, name, cin, cout, 1, stride, 0, h, w);
+        CHECK(b->shortcut.shape.ho == b->ho && b->shortcut.shape.wo == b->wo,
+              "shortcut shape mismatch");
+    }
+}
+
+/* Lay out every activation (sizing pass and real pass run the same code). */
+static void plan_activations(struct resnet *m, struct arena *a)
+{
+    const size_t n = (size_t)m->spec.max_batch, S = (size_t)m->spec.image_size;
+    const struct conv_shape *sc = &m->stem_conv.shape;
+    size_t max_act = 0, stem_out = (size_t)sc->cout * n * sc->ho * sc->wo;
+#define TAKE(ptr, type, count)                                                    \
+    do {                                                                          \
+        size_t cnt_ = (count);                                                    \
+        ptr = arena_take(a, sizeof(type) * cnt_);                                 \
+    } while (0)
+#define TAKE_ACT(ptr, count)                                                      \
+    do {                                                                          \
+        size_t c_ = (count);                                                      \
+        TAKE(ptr, float, c_);                                                     \
+        if (c_ > max_act) max_act = c_;                                           \
+    } while (0)
+    TAKE(m->input, float, (size_t)m->spec.in_channels * n * S * S);
+    TAKE_ACT(m->stem_a, stem_out);
+    TAKE_ACT(m->stem_h, stem_out);
+    size_t pooled_act = (size_t)sc->cout * n * m->stem_pool.ho * m->stem_pool.wo;
+    TAKE_ACT(m->stem_p, pooled_act);
+    TAKE(m->stem_argmax, int32_t, pooled_act);
+    int maxc = m->stem_bn.c;
+    size_t col = conv2d_col_floats(sc);
+    const float *x = m->stem_p;
+    for (int i = 0; i < m->nblocks; i++) {
+        struct block *b = &m->blocks[i];
+        b->x = x;
+        for (int u = 0; u < b->nunits; u++) {
+            struct block_unit *un = &b->units[u];
+            const struct conv_shape *s = &un->conv.shape;
+            size_t act = (size_t)s->cout * n * s->ho * s->wo;
+            TAKE_ACT(un->a, act);
+            if (u + 1 < b->nunits) TAKE_ACT(un->h, act);
+            if (s->cout > maxc) maxc = s->cout;
+            if (conv2d_col_floats(s) > col) col = conv2d_col_floats(s);
+        }
+        size_t out = (size_t)b->cout * n * b->ho * b->wo;
+        if (b->has_shortcut) {
+            TAKE_ACT(b->s, out);
+            if (conv2d_col_floats(&b->shortcut.shape) > col) col = conv2d_col_floats(&b->shortcut.shape);
+        }
+        TAKE_ACT(b->y, out);
+        x = b->y;
+    }
+    TAKE(m->pooled, float, (size_t)m->fc_in * n);
+    TAKE(m->dpooled, float, (size_t)m->fc_in * n);
+    TAKE(m->logits, float, n * (size_t)m->spec.num_classes);
+    TAKE(m->dlogits, float, n * (size_t)m->spec.num_classes);
+    m->max_act = max_act;
+    for (int i = 0; i < 3; i++) TAKE(m->grad_buf[i], float, max_act);
+    /* im2col workspace: a budget of samples per chunk, at least one sample, at most
+     * the whole batch of the largest layer. */
+    size_t budget = m->spec.col_budget_floats ? m->spec.col_budget_floats : (size_t)8 << 20;
+    if (budget < col) budget = col;
+    if (budget > col * n) budget = col * n;
+    m->col_floats = budget;
+    TAKE(m->col, float, budget);
+    TAKE(m->bn_work, double, 2 * (size_t)maxc + 1);
+    for (int i = 0; i < m->nblocks; i++)
+        for (int u = 0; u < m->blocks[i].nunits; u++) {
+            struct bn_layer *bn = &m->blocks[i].units[u].bn;
+            TAKE(bn->saved.mean, float, (size_t)bn->c);
+            TAKE(bn->saved.invstd, float, (size_t)bn->c);
+        }
+    TAKE(m->stem_bn.saved.mean, float, (size_t)m->stem_bn.c);
+    TAKE(m->stem_bn.saved.invstd, float, (size_t)m->stem_bn.c);
+#undef TAKE_ACT
+#undef TAKE
+}
+
+void resnet_init(struct resnet *m, const struct model_spec *spec)
+{
+    memset(m, 0, sizeof *m);
+    m->spec = *spec;
+    CHECK(spec->max_batch > 0 && spec->in_channels > 0 && spec->num_classes > 1 && spec->width > 0,
+          "bad model spec");
+    if (spec->image_size < 1 || spec->image_size > 4096)
+        FAIL_INPUT("image size %d: expected 1..4096", spec->image_size);
+    struct arch arch = arch_for_depth(spec->depth);
+
+    /* Stem (b1 in the seed): Conv2d(in, width, 7, 2, 3), BN, ReLU, MaxPool2d(3, 2, 1). */
+    add_conv(m, &m->stem_conv, "0.0", spec->in_channels, spec->width, 7, 2, 3, spec->image_size,
+             spec->image_size);
+    add_bn(m, &m->stem_bn, "0.1", spec->width);
+    maxpool_shape_init(&m->stem_pool, 3, 2, 1, m->stem_conv.shape.ho, m->stem_conv.shape.wo);
+
+    /* Stages b2..b5: the first block of stages 2-4 halves the size (stride 2). */
+    m->nblocks = arch.blocks[0] + arch.blocks[1] + arch.blocks[2] + arch.blocks[3];
+    m->blocks = xcalloc((size_t)m->nblocks, sizeof *m->blocks);
+    int h = m->stem_pool.ho, w = m->stem_pool.wo, cin = spec->width, bi = 0;
+    for (int s = 0; s < 4; s++) {
+        int cout = (spec->width << s) * (arch.bottleneck ? 4 : 1);
+        for (int j = 0; j < arch.blocks[s]; j++, bi++) {
+            char prefix[RESNET_NAME_MAX];
+            snprintf(prefix, sizeof prefix, "%d.%d", s + 1, j);
+            int stride = (s > 0 && j == 0) ? 2 : 1;
+            build_block(m, &m->blocks[bi], prefix, cin, cout, stride, arch.bottleneck, h, w);
+            h = m->blocks[bi].ho;
+            w = m->blocks[bi].wo;
+            cin = cout;
+        }
+    }
+
+    /* Head: AdaptiveAvgPool2d(1), Flatten, Linear(cin, classes) at index 7. */
+    m->fc_in = cin;
+    int wshape[2] = {spec->num_classes, cin}, bshape[1] = {spec->num_classes};
+    m->fc_weight = add_view(&m->params, &m->nparams, "7.weight", ROLE_WEIGHT, 2, wshape, cin,
+                            spec->num_classes);
+    m->fc_bias = add_view(&m->params, &m->nparams, "7.bias", ROLE_BIAS, 1, bshape, cin,
+                          spec->num_classes);
+    assign_offsets(m);
+
+    m->weights = xcalloc(m->param_floats, sizeof(float));
+    m->grads = xcalloc(m->param_floats, sizeof(float));
+    m->momentum = xcalloc(m->param_floats, sizeof(float));
+    m->buffer_data = xcalloc(m->buffer_floats ? m->buffer_floats : 1, sizeof(float));
+
+    arena_begin_sizing(&m->arena);
+    plan_activations(m, &m->arena);
+    arena_allocate(&m->arena);
+    plan_activations(m, &m->arena);
+}
+
+void resnet_free(struct resnet *m)
+{
+    free(m->params);
+    free(m->buffers);
+    free(m->blocks);
+    free(m->weights);
+    free(m->grads);
+    free(m->momentum);
+    free(m->buffer_data);
+    arena_free(&m->arena);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- initialization ------------------------------------------------------------ */
+
+void resnet_init_params(struct resnet *m, enum init_scheme scheme, uint64_t seed)
+{
+    for (int i = 0; i < m->nparams; i++) {
+        const struct tensor_view *p = &m->params[i];
+        float *v = m->weights + p->offset;
+        const uint64_t stream = 0x494e4954ull << 16 | (uint64_t)i; /* "INIT" + index */
+        double bound = 0.0;
+        bool uniform = true;
+        switch (p->role) {
+        case ROLE_WEIGHT:
+            if (scheme == INIT_XAVIER) {
+                bound = sqrt(6.0 / (p->fan_in + p->fan_out)); /* xavier_uniform_ */
+            } else if (p->ndim == 4) {
+                bound = sqrt(2.0 / p->fan_out); /* kaiming_normal_(fan_out, relu): std */
+                uniform = false;
+            } else {
+                bound = 1.0 / sqrt(p->fan_in); /* nn.Linear's default */
+            }
+            break;
+        case ROLE_BIAS: bound = 1.0 / sqrt(p->fan_in); break; /* PyTorch default bias init */
+        case ROLE_BN_WEIGHT:
+            for (size_t j = 0; j < p->count; j++) v[j] = 1.0f;
+            continue;
+        default:
+            for (size_t j = 0; j < p->count; j++) v[j] = 0.0f;
+            continue;
+        }
+        for (size_t j = 0; j < p->count; j++) {
+            if (uniform) {
+                v[j] = (float)((2.0 * rng_uniform(seed, stream, j) - 1.0) * bound);
+            } else { /* Box-Muller from two independent uniforms */
+                double u1 = 1.0 - rng_uniform(seed, stream, 2 * j);
+                double u2 = rng_uniform(seed, stream, 2 * j + 1);
+                v[j] = (float)(bound * sqrt(-2.0 * log(u1)) * cos(2.0 * 3.14159265358979323846 * u2));
+            }
+        }
+    }
+    for (int i = 0; i < m->nbuffers; i++) {
+        const struct tensor_view *b = &m->buffers[i];
+        float value = b->role == ROLE_RUNNING_VAR ? 1.0f : 0.0f;
+        for (size_t j = 0; j < b->count; j++) m->buffer_data[b->offset + j] = value;
+    }
+    m->num_batches_tracked = 0;
+    memset(m->momentum, 0, sizeof(float) * m->param_floats);
+}
+
+/* ---- forward --------------------------------------------------------------------- */
+
+#define PARAM(m, idx) ((m)->weights + (m)->params[idx].offset)
+#define GRAD(m, idx) ((m)->grads + (m)->params[idx].offset)
+#define BUFFER(m, idx) ((m)->buffer_data + (m)->buffers[idx].offset)
+
+static void conv_fwd(struct resnet *m, const struct conv_layer *l, int n, const float *x, float *y)
+{
+    struct conv_shape s = l->shape;
+    s.n = n;
+    conv2d_forward(&s, x, PARAM(m, l->weight), PARAM(m, l->bias), y, m->col, m->col_floats);
+}
+
+static void bn_fwd(struct resnet *m, struct bn_layer *bn, size_t per_channel, const float *x,
+                   float *y, bool train, const struct reducer *red)
+{
+    if (train)
+        batchnorm_forward_train(bn->c, per_channel, x, PARAM(m, bn->weight), PARAM(m, bn->bias), y,
+                                &bn->saved, BUFFER(m, bn->running_mean),
+                                BUFFER(m, bn->running_var), red, m->bn_work);
+    else
+        batchnorm_forward_eval(bn->c, per_channel, x, PARAM(m, bn->weight), PARAM(m, bn->bias),
+                               BUFFER(m, bn->running_mean), BUFFER(m, bn->running_var), y);
+}
+
+double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train,
+                      float loss_scale, const struct reducer *red, int64_t *correct)
+{
+    CHECK(n >= 0 && n <= m->spec.max_batch, "batch %d exceeds the planned %d", n,
+          m->spec.max_batch);
+    const struct conv_shape *sc = &m->stem_conv.shape;
+    size_t stem_pc = (size_t)n * sc->ho * sc->wo;
+    conv_fwd(m, &m->stem_conv, n, m->input, m->stem_a);
+    bn_fwd(m, &m->stem_bn, stem_pc, m->stem_a, m->stem_h, train, red);
+    relu_forward((size_t)sc->cout * stem_pc, m->stem_h);
+    maxpool_forward(&m->stem_pool, (size_t)sc->cout * n, m->stem_h, m->stem_p, m->stem_argmax);
+
+    for (int i = 0; i < m->nblocks; i++) {
+        struct block *b = &m->blocks[i];
+        const float *in = b->x;
+        for (int u = 0; u < b->nunits; u++) {
+            struct block_unit *un = &b->units[u];
+            const struct conv_shape *s = &un->conv.shape;
+            size_t pc = (size_t)n * s->ho * s->wo;
+            bool last = u + 1 == b->nunits;
+            conv_fwd(m, &un->conv, n, in, un->a);
+            bn_fwd(m, &un->bn, pc, un->a, last ? b->y : un->h, train, red);
+            if (!last) relu_forward((size_t)s->cout * pc, un->h);
+            in = un->h;
+        }
+        const float *shortcut = b->x;
+        if (b->has_shortcut) {
+            conv_fwd(m, &b->shortcut, n, b->x, b->s);
+            shortcut = b->s;
+        }
+        add_relu_forward((size_t)b->cout * n * b->ho * b->wo, b->y, shortcut, b->y);
+    }
+    if (train) m->num_batches_tracked++;
+
+    const struct block *last = &m->blocks[m->nblocks - 1];
+    avgpool_forward((size_t)last->cout * n, last->ho * last->wo, last->y, m->pooled);
+    linear_forward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
+                   PARAM(m, m->fc_bias), m->logits);
+    if (!labels) return 0.0;
+    return softmax_xent(n, m->spec.num_classes, m->logits, labels, loss_scale,
+                        train ? m->dlogits : NULL, correct);
+}
+
+/* ---- backward -------------------------------------------------------------------- */
+
+static void conv_bwd(struct resnet *m, const struct conv_layer *l, int n, const float *x,
+                     const float *dy, float *dx, bool accumulate)
+{
+    struct conv_shape s = l->shape;
+    s.n = n;
+    conv2d_backward(&s, x, PARAM(m, l->weight), dy, GRAD(m, l->weight), GRAD(m, l->bias), dx,
+                    accumulate, m->col, m->col_floats);
+}
+
+static void bn_bwd(struct resnet *m, const struct bn_layer *bn, size_t per_channel, const float *x,
+                   float *dy_dx, const struct reducer *red)
+{
+    batchnorm_backward(bn->c, per_channel, x, dy_dx, PARAM(m, bn->weight), &bn->saved, dy_dx,
+                       GRAD(m, bn->weight), GRAD(m, bn->bias), red, m->bn_work);
+}
+
+static void report_ready(const struct resnet *m, int first_param, const struct grad_ready_hook *hook)
+{
+    /* Layers' parameters are laid out in reverse, so a layer's first registered
+     * parameter is its highest one: everything below its end is final. */
+    if (hook && hook->ready)
+        hook->ready(hook->ctx, m->params[first_param].offset + m->params[first_param].count);
+}
+
+void resnet_backward(struct resnet *m, int n, const struct reducer *red,
+                     const struct grad_ready_hook *hook)
+{
+    linear_backward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
+                    m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled);
+    report_ready(m, m->fc_weight, hook);
+
+    const struct block *lastb = &m->blocks[m->nblocks - 1];
+    /* Three scratch buffers rotate: dy (gradient at the block output), t (inside the
+     * block) and dx (gradient at the block input, the next dy). */
+    int iy = 0, it = 1, ix = 2;
+    avgpool_backward((size_t)lastb->cout * n, lastb->ho * lastb->wo, m->dpooled, m->grad_buf[iy]);
+    for (int i = m->nblocks - 1; i >= 0; i--) {
+        struct block *b = &m->blocks[i];
+        float *dy = m->grad_buf[iy], *t = m->grad_buf[it], *dx = m->grad_buf[ix];
+        size_t out = (size_t)b->cout * n * b->ho * b->wo;
+        relu_backward(out, b->y, dy);
+        if (b->has_shortcut)
+            conv_bwd(m, &b->shortcut, n, b->x, dy, dx, false);
+        else
+            memcpy(dx, dy, sizeof(float) * out);
+        float *g = dy, *o = t;
+        for (int u = b->nunits - 1; u >= 0; u--) {
+            struct block_unit *un = &b->units[u];
+            const struct conv_shape *s = &un->conv.shape;
+            bn_bwd(m, &un->bn, (size_t)n * s->ho * s->wo, un->a, g, red);
+            if (u == 0) {
+                conv_bwd(m, &un->conv, n, b->x, g, dx, true);
+            } else {
+                const float *h_prev = b->units[u - 1].h;
+                conv_bwd(m, &un->conv, n, h_prev, g, o, false);
+                relu_backward((size_t)s->cin * n * s->h * s->w, h_prev, o);
+                float *tmp = g;
+                g = o;
+                o = tmp;
+            }
+        }
+        report_ready(m, b->units[0].conv.weight, hook);
+        int old_y = iy;
+        iy = ix;
+        ix = old_y;
+    }
+
+    /* Stem: max-pool, ReLU, BN, conv (no input gradient needed). */
+    const struct conv_shape *sc = &m->stem_conv.shape;
+    size_t stem_pc = (size_t)n * sc->ho * sc->wo;
+    float *dh = m->grad_buf[ix];
+    maxpool_backward(&m->stem_pool, (size_t)sc->cout * n, m->grad_buf[iy], m->stem_argmax, dh);
+    relu_backward((size_t)sc->cout * stem_pc, m->stem_h, dh);
+    bn_bwd(m, &m->stem_bn, stem_pc, m->stem_a, dh, red);
+    conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false);
+    report_ready(m, m->stem_conv.weight, hook);
+}
+
+/* ---- lookups and accounting ---------------------------------------------------- */
+
+static int find_view(const struct tensor_view *t, int count, const char *name)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(t[i].name, name) == 0) return i;
+    return -1;
+}
+
+int resnet_find_param(const struct resnet *m, const char *name)
+{
+    return find_view(m->params, m->nparams, name);
+}
+
+int resnet_find_buffer(const struct resnet *m, const char *name)
+{
+    return find_view(m->buffers, m->nbuffers, name);
+}
+
+static double conv_macs(const struct conv_shape *s)
+{
+    return (double)s->cout * s->cin * s->k * s->k * s->ho * s->wo;
+}
+
+double resnet_flops_per_image(const struct resnet *m)
+{
+    /* Forward multiply-adds; backward costs twice that (weight and input gradients)
+     * except for the stem, which needs no input gradient. */
+    double fwd = conv_macs(&m->stem_conv.shape), bwd = conv_macs(&m->stem_conv.shape);
+    for (int i = 0; i < m->nblocks; i++) {
+        const struct block *b = &m->blocks[i];
+        for (int u = 0; u < b->nunits; u++) {
+            fwd += conv_macs(&b->units[u].conv.shape);
+            bwd += 2 * conv_macs(&b->units[u].conv.shape);
+        }
+        if (b->has_shortcut) {
+            fwd += conv_macs(&b->shortcut.shape);
+            bwd += 2 * conv_macs(&b->shortcut.shape);
+        }
+    }
+    fwd += (double)m->fc_in * m->spec.num_classes;
+    bwd += 2.0 * m->fc_in * m->spec.num_classes;
+    return 2.0 * (fwd + bwd);
+}

@@ -1,0 +1,48 @@
+/* sgd: momentum SGD with weight decay and Nesterov, and the learning-rate schedules
+ * (step decay; cosine as in Loshchilov & Hutter 2017 without restarts; linear
+ * warm-up as in Goyal et al. 2017). */
+#include "sgd.h"
+
+#include <math.h>
+
+void sgd_init(struct sgd *opt, const struct config *cfg)
+{
+    opt->momentum = cfg->momentum;
+    opt->weight_decay = cfg->weight_decay;
+    opt->nesterov = cfg->nesterov;
+}
+
+void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const float *grads,
+              float *momentum_buf)
+{
+    const float wd = (float)opt->weight_decay, mu = (float)opt->momentum;
+    if (mu == 0.0f) {
+        for (size_t i = 0; i < n; i++) params[i] -= lr * (grads[i] + wd * params[i]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i] + wd * params[i];
+        float buf = mu * momentum_buf[i] + g;
+        momentum_buf[i] = buf;
+        params[i] -= lr * (opt->nesterov ? g + mu * buf : buf);
+    }
+}
+
+double lr_at_step(const struct config *cfg, int64_t step, int64_t steps_per_epoch)
+{
+    const double epoch = (double)step / (double)steps_per_epoch;
+    const double warmup_steps = cfg->warmup_epochs * (double)steps_per_epoch;
+    if (warmup_steps > 0 && (double)step < warmup_steps)
+        return cfg->lr * ((double)step + 1.0) / warmup_steps;
+    switch (cfg->schedule) {
+    case LR_SCHEDULE_STEP:
+        return cfg->lr * pow(cfg->lr_gamma, floor(epoch / cfg->lr_step_epochs));
+    case LR_SCHEDULE_COSINE: {
+        double total = (double)cfg->epochs * (double)steps_per_epoch - warmup_steps;
+        double done = (double)step - warmup_steps;
+        if (total <= 0) return cfg->lr;
+        return 0.5 * cfg->lr * (1.0 + cos(3.14159265358979323846 * done / total));
+    }
+    default: return cfg->lr;
+    }
+}
