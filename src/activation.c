@@ -3,11 +3,13 @@
 
 void relu_forward(size_t n, float *x)
 {
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void add_relu_forward(size_t n, const float *a, const float *b, float *y)
 {
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float v = a[i] + b[i];
         y[i] = v > 0.0f ? v : 0.0f;
@@ -16,5 +18,6 @@ void add_relu_forward(size_t n, const float *a, const float *b, float *y)
 
 void relu_backward(size_t n, const float *y, float *dy)
 {
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }

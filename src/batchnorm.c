@@ -12,6 +12,7 @@ void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma
                              const struct reducer *red, double *work)
 {
     double *sum = work, *sumsq = work + c, *count = work + 2 * c;
+#pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float *row = x + (size_t)ch * m;
         double s = 0.0, q = 0.0;
@@ -28,6 +29,7 @@ void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma
     const double n = *count;
     CHECK(n > 0, "batch-norm over an empty global batch");
     saved->count = n;
+#pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double mean = sum[ch] / n;
         double var = sumsq[ch] / n - mean * mean;
@@ -50,6 +52,7 @@ void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
                             const float *beta, const float *running_mean,
                             const float *running_var, float *y)
 {
+#pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         float invstd = (float)(1.0 / sqrt((double)running_var[ch] + (double)BN_EPS));
         const float scale = gamma[ch] * invstd, shift = beta[ch] - running_mean[ch] * scale;
@@ -64,6 +67,7 @@ void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const 
                         const struct reducer *red, double *work)
 {
     double *sum_dy = work, *sum_dy_xhat = work + c;
+#pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float *xr = x + (size_t)ch * m, *dr = dy + (size_t)ch * m;
         const double mean = saved->mean[ch], invstd = saved->invstd[ch];
@@ -81,6 +85,7 @@ void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const 
     }
     reducer_sum(red, work, 2 * (size_t)c);
     const double n = saved->count;
+#pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float *xr = x + (size_t)ch * m, *dr = dy + (size_t)ch * m;
         float *out = dx + (size_t)ch * m;

@@ -42,6 +42,7 @@ static void im2col(const struct conv_shape *s, const float *x, int n0, int nc, f
 {
     const size_t plane = (size_t)s->h * s->w, hw_out = (size_t)s->ho * s->wo;
     const size_t cols = (size_t)nc * hw_out;
+#pragma omp parallel for collapse(3) schedule(static)
     for (int ci = 0; ci < s->cin; ci++)
         for (int ky = 0; ky < s->k; ky++)
             for (int kx = 0; kx < s->k; kx++) {
@@ -71,6 +72,8 @@ static void col2im_add(const struct conv_shape *s, const float *col, int n0, int
 {
     const size_t plane = (size_t)s->h * s->w, hw_out = (size_t)s->ho * s->wo;
     const size_t cols = (size_t)nc * hw_out;
+    /* Parallel over input channels only: taps of one channel overlap in dx. */
+#pragma omp parallel for schedule(static)
     for (int ci = 0; ci < s->cin; ci++)
         for (int ky = 0; ky < s->k; ky++)
             for (int kx = 0; kx < s->k; kx++) {
@@ -122,6 +125,7 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, 
         }
     }
     if (b)
+#pragma omp parallel for schedule(static)
         for (int c = 0; c < s->cout; c++) {
             float *row = y + (size_t)c * ldy, bc = b[c];
             for (int i = 0; i < ldy; i++) row[i] += bc;
@@ -136,6 +140,7 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w,
     const size_t hw_out = (size_t)s->ho * s->wo;
     const int ldy = (int)(s->n * hw_out);
     if (db)
+#pragma omp parallel for schedule(static)
         for (int c = 0; c < s->cout; c++) {
             const float *row = dy + (size_t)c * ldy;
             double acc = 0.0;

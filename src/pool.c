@@ -19,6 +19,7 @@ void maxpool_forward(const struct maxpool_shape *s, size_t planes, const float *
                      int32_t *argmax)
 {
     const size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->ho * s->wo;
+#pragma omp parallel for schedule(static)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * in_plane;
         float *yp = y + p * out_plane;
@@ -54,6 +55,7 @@ void maxpool_backward(const struct maxpool_shape *s, size_t planes, const float 
                       const int32_t *argmax, float *dx)
 {
     const size_t in_plane = (size_t)s->h * s->w, out_plane = (size_t)s->ho * s->wo;
+#pragma omp parallel for schedule(static)
     for (size_t p = 0; p < planes; p++) {
         float *dp = dx + p * in_plane;
         const float *gp = dy + p * out_plane;
@@ -65,6 +67,7 @@ void maxpool_backward(const struct maxpool_shape *s, size_t planes, const float 
 
 void avgpool_forward(size_t planes, int hw, const float *x, float *y)
 {
+#pragma omp parallel for schedule(static)
     for (size_t p = 0; p < planes; p++) {
         const float *xp = x + p * (size_t)hw;
         double acc = 0.0;
@@ -75,6 +78,7 @@ void avgpool_forward(size_t planes, int hw, const float *x, float *y)
 
 void avgpool_backward(size_t planes, int hw, const float *dy, float *dx)
 {
+#pragma omp parallel for schedule(static)
     for (size_t p = 0; p < planes; p++) {
         float g = dy[p] / (float)hw;
         float *dp = dx + p * (size_t)hw;

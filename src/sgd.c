@@ -17,9 +17,11 @@ void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const fl
 {
     const float wd = (float)opt->weight_decay, mu = (float)opt->momentum;
     if (mu == 0.0f) {
+#pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < n; i++) params[i] -= lr * (grads[i] + wd * params[i]);
         return;
     }
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float g = grads[i] + wd * params[i];
         float buf = mu * momentum_buf[i] + g;

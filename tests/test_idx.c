@@ -201,7 +201,8 @@ static void test_valid_and_limit(void)
            (long long)raw.count, raw.rows, raw.cols);
     EXPECT(gz.count == 5 && gz.rows == 3 && gz.cols == 4, "gz shape");
     int ok = raw.pixels && gz.pixels;
-    for (int i = 0; ok && i < 60; i++) ok = raw.pixels[i] == (uint8_t)(i * 7 + 3) && gz.pixels[i] == raw.pixels[i];
+    for (int i = 0; ok && i < 60; i++)
+        ok = raw.pixels[i] == (uint8_t)(i * 7 + 3) && gz.pixels[i] == raw.pixels[i];
     EXPECT(ok, "pixels differ from what was written");
     idx_images_free(&raw);
     idx_images_free(&gz);
@@ -459,7 +460,8 @@ static void test_dataset_load(void)
     int code = load_in_child(tmpdir, true, 0, 5, out, sizeof out);
     EXPECT(code == 2, "label 5 with 5 classes: exit %d", code);
     EXPECT_MSG(out, "resnet_ddp: error: ");
-    EXPECT_MSG(out, "train-labels-idx1-ubyte.gz: label 5 at index 5 is not below [model] num_classes = 5");
+    EXPECT_MSG(out, "train-labels-idx1-ubyte.gz: label 5 at index 5 is not below "
+                    "[model] num_classes = 5");
     /* ... even when the bad label lies beyond the limit */
     code = load_in_child(tmpdir, true, 2, 5, out, sizeof out);
     EXPECT(code == 2, "bad label beyond the limit: exit %d", code);

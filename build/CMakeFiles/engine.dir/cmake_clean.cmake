@@ -1,0 +1,41 @@
+file(REMOVE_RECURSE
+  "CMakeFiles/engine.dir/src/activation.c.o"
+  "CMakeFiles/engine.dir/src/activation.c.o.d"
+  "CMakeFiles/engine.dir/src/arena.c.o"
+  "CMakeFiles/engine.dir/src/arena.c.o.d"
+  "CMakeFiles/engine.dir/src/batchnorm.c.o"
+  "CMakeFiles/engine.dir/src/batchnorm.c.o.d"
+  "CMakeFiles/engine.dir/src/comm.c.o"
+  "CMakeFiles/engine.dir/src/comm.c.o.d"
+  "CMakeFiles/engine.dir/src/config.c.o"
+  "CMakeFiles/engine.dir/src/config.c.o.d"
+  "CMakeFiles/engine.dir/src/conv.c.o"
+  "CMakeFiles/engine.dir/src/conv.c.o.d"
+  "CMakeFiles/engine.dir/src/data.c.o"
+  "CMakeFiles/engine.dir/src/data.c.o.d"
+  "CMakeFiles/engine.dir/src/error.c.o"
+  "CMakeFiles/engine.dir/src/error.c.o.d"
+  "CMakeFiles/engine.dir/src/gemm.c.o"
+  "CMakeFiles/engine.dir/src/gemm.c.o.d"
+  "CMakeFiles/engine.dir/src/idx.c.o"
+  "CMakeFiles/engine.dir/src/idx.c.o.d"
+  "CMakeFiles/engine.dir/src/linear.c.o"
+  "CMakeFiles/engine.dir/src/linear.c.o.d"
+  "CMakeFiles/engine.dir/src/loss.c.o"
+  "CMakeFiles/engine.dir/src/loss.c.o.d"
+  "CMakeFiles/engine.dir/src/pool.c.o"
+  "CMakeFiles/engine.dir/src/pool.c.o.d"
+  "CMakeFiles/engine.dir/src/resnet.c.o"
+  "CMakeFiles/engine.dir/src/resnet.c.o.d"
+  "CMakeFiles/engine.dir/src/sgd.c.o"
+  "CMakeFiles/engine.dir/src/sgd.c.o.d"
+  "CMakeFiles/engine.dir/src/train.c.o"
+  "CMakeFiles/engine.dir/src/train.c.o.d"
+  "libengine.a"
+  "libengine.pdb"
+)
+
+# Per-language clean rules from dependency scanning.
+foreach(lang C)
+  include(CMakeFiles/engine.dir/cmake_clean_${lang}.cmake OPTIONAL)
+endforeach()

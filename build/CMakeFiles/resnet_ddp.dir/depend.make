@@ -1,0 +1,2 @@
+# Empty dependencies file for resnet_ddp.
+# This may be replaced when dependencies are built.
