@@ -98,13 +98,14 @@ resnet_ddp: /usr/lib/x86_64-linux-gnu/libopenblas.so
 resnet_ddp: /usr/lib/x86_64-linux-gnu/hdf5/serial/libhdf5.so
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libcrypto.so
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libcurl.so
-resnet_ddp: /usr/lib/x86_64-linux-gnu/libpthread.a
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libsz.so
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libz.so
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libdl.a
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libm.so
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libz.so
 resnet_ddp: /usr/lib/x86_64-linux-gnu/libinih.so
+resnet_ddp: /usr/lib/gcc/x86_64-linux-gnu/12/libgomp.so
+resnet_ddp: /usr/lib/x86_64-linux-gnu/libpthread.a
 resnet_ddp: CMakeFiles/resnet_ddp.dir/link.txt
 	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --bold --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_2) "Linking C executable resnet_ddp"
 	$(CMAKE_COMMAND) -E cmake_link_script CMakeFiles/resnet_ddp.dir/link.txt --verbose=$(VERBOSE)

@@ -6,5 +6,5 @@ C_DEFINES = -DRESNET_DDP_VERSION=\"0.1.0\" -D_POSIX_C_SOURCE=200809L
 
 C_INCLUDES = -I/work/main/tests -I/work/main/include -I/usr/include/hdf5/serial -isystem /usr/lib/x86_64-linux-gnu/openmpi/include -isystem /usr/lib/x86_64-linux-gnu/openmpi/include/openmpi
 
-C_FLAGS = -O2 -march=x86-64-v2 -g -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wdouble-promotion -Wformat=2 -Wvla -Werror -std=c11
+C_FLAGS = -O2 -march=x86-64-v2 -g -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wdouble-promotion -Wformat=2 -Wvla -Werror -fopenmp -std=c11
 

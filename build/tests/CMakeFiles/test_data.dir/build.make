@@ -98,13 +98,14 @@ tests/test_data: /usr/lib/x86_64-linux-gnu/libopenblas.so
 tests/test_data: /usr/lib/x86_64-linux-gnu/hdf5/serial/libhdf5.so
 tests/test_data: /usr/lib/x86_64-linux-gnu/libcrypto.so
 tests/test_data: /usr/lib/x86_64-linux-gnu/libcurl.so
-tests/test_data: /usr/lib/x86_64-linux-gnu/libpthread.a
 tests/test_data: /usr/lib/x86_64-linux-gnu/libsz.so
 tests/test_data: /usr/lib/x86_64-linux-gnu/libz.so
 tests/test_data: /usr/lib/x86_64-linux-gnu/libdl.a
 tests/test_data: /usr/lib/x86_64-linux-gnu/libm.so
 tests/test_data: /usr/lib/x86_64-linux-gnu/libz.so
 tests/test_data: /usr/lib/x86_64-linux-gnu/libinih.so
+tests/test_data: /usr/lib/gcc/x86_64-linux-gnu/12/libgomp.so
+tests/test_data: /usr/lib/x86_64-linux-gnu/libpthread.a
 tests/test_data: tests/CMakeFiles/test_data.dir/link.txt
 	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --bold --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_2) "Linking C executable test_data"
 	cd /work/main/build/tests && $(CMAKE_COMMAND) -E cmake_link_script CMakeFiles/test_data.dir/link.txt --verbose=$(VERBOSE)

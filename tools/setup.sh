@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install every dependency on a fresh Debian/Ubuntu machine (apt-get), then build
+# build/resnet_ddp. Safe to run again: apt-get skips what is installed, CMake
+# rebuilds only what changed. Under CI (CI=true) warnings are errors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config
+  libopenmpi-dev openmpi-bin          # MPI
+  libopenblas-dev libopenblas-openmp-dev  # BLAS (the OpenMP build is the one linked)
+  libhdf5-dev                         # checkpoints and metrics
+  zlib1g-dev                          # .gz IDX files
+  libinih-dev                         # INI config parser
+  dataset-fashion-mnist               # the data set, /usr/share/datasets/fashion-mnist
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+werror=OFF
+[ "${CI:-}" = "true" ] && werror=ON
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRESNET_DDP_WERROR="$werror"
+cmake --build build -j "$(nproc)"
+echo "built build/resnet_ddp"
