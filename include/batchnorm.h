@@ -39,7 +39,7 @@ void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
  * (gradients are summed over ranks later, like every other parameter). dx may alias dy.
  * work: (2c) doubles. */
 void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const float *gamma,
-                        const struct bn_saved *saved, float *dx, float *dgamma, float *dbeta,
+                        const struct bn_saved *saved, float *dx, double *dgamma, double *dbeta,
                         const struct reducer *red, double *work);
 
 #endif

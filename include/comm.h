@@ -27,8 +27,26 @@ void comm_allreduce_sum_float(float *buf, size_t n);
 void comm_allreduce_max_double(double *buf, size_t n);
 void comm_barrier(void);
 
-/* The reducer for synchronized batch-norm over all ranks (NULL sum for one rank). */
-struct reducer comm_world_reducer(void);
+/* The reducer for synchronized batch-norm over all ranks (NULL sum for one rank).
+ * Time spent inside it accumulates in *seconds when seconds != NULL. */
+struct reducer comm_world_reducer(double *seconds);
+
+/* ---- gradient synchronization (bucketed, overlapped with backward) ---------------
+ * The gradient arena [0, n) is cut into buckets of about bucket_mb MiB. During
+ * backward the model reports that [0, ready) is final (parameters are laid out in
+ * the order backward finishes them); every bucket wholly inside it is started at
+ * once with MPI_Iallreduce and progressed at later reports. grad_sync_finish starts
+ * what is left and waits, so after it every rank holds the SUM of all ranks'
+ * gradients. With overlap off, finish does one blocking MPI_Allreduce instead. */
+struct grad_sync;
+
+struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap);
+void grad_sync_begin_step(struct grad_sync *gs);
+void grad_sync_ready(void *gs, size_t ready_floats); /* matches grad_ready_hook */
+/* Returns seconds spent waiting. */
+double grad_sync_finish(struct grad_sync *gs);
+int grad_sync_buckets(const struct grad_sync *gs);
+void grad_sync_free(struct grad_sync *gs);
 
 double comm_wtime(void);
 

@@ -49,6 +49,7 @@ struct config {
     bool sync_bn;
     double bucket_mb;
     bool overlap;
+    int shard_size;  /* samples per micro-shard; 0 = each rank's slice is one shard */
 
     /* [checkpoint] */
     char checkpoint_dir[CONFIG_PATH_MAX];

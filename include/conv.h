@@ -5,6 +5,12 @@
  * and the result is already in the output layout. A 1x1 stride-1 convolution without
  * padding needs no im2col at all. The batch is cut into chunks so that the column
  * buffer stays within the workspace the caller planned (conv2d_col_floats).
+ *
+ * Micro-shards: every GEMM covers samples of one shard only (consecutive blocks of
+ * `shard` samples; 0 = the whole batch is one shard), and the weight gradient of each
+ * shard is computed alone in float and added to a double accumulator. The result
+ * therefore does not depend on how many shards a process holds, which makes N ranks
+ * compute what one process computes (DESIGN.md, "Numerics").
  * Semantics are PyTorch's nn.Conv2d (cross-correlation, zero padding). */
 #ifndef RESNET_DDP_CONV_H
 #define RESNET_DDP_CONV_H
@@ -25,15 +31,23 @@ bool conv_is_pointwise(const struct conv_shape *s);
 /* Floats of column workspace needed to process at least one sample (0 if pointwise). */
 size_t conv2d_col_floats(const struct conv_shape *s);
 
-/* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout).
- * col: workspace of col_floats floats (>= conv2d_col_floats). */
-void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
-                    float *y, float *col, size_t col_floats);
+/* Workspace shared by all convolutions of a model. */
+struct conv_workspace {
+    float *col;        /* (col_floats) im2col columns */
+    size_t col_floats;
+    float *dw;         /* (largest cout * cin * k * k) one shard's weight gradient */
+    int shard;         /* samples per micro-shard; 0 = whole batch */
+};
 
-/* Given dy (cout, n, ho, wo): dw += dL/dw, db += dL/db, and, if dx != NULL,
- * dx (cin, n, h, w) = dL/dx (or += when accumulate_dx). */
+/* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout). */
+void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
+                    float *y, const struct conv_workspace *ws);
+
+/* Given dy (cout, n, ho, wo): dw (cout, cin, k, k) += dL/dw, db (cout) += dL/db (both
+ * double accumulators), and, if dx != NULL, dx (cin, n, h, w) = dL/dx (or += when
+ * accumulate_dx). */
 void conv2d_backward(const struct conv_shape *s, const float *x, const float *w, const float *dy,
-                     float *dw, float *db, float *dx, bool accumulate_dx, float *col,
-                     size_t col_floats);
+                     double *dw, double *db, float *dx, bool accumulate_dx,
+                     const struct conv_workspace *ws);
 
 #endif

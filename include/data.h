@@ -9,7 +9,12 @@
  * all N images drawn from (seed, e); global batch s holds positions
  * [s*B, min((s+1)*B, N)) of it, so the last batch of an epoch is partial and kept,
  * as d2l's DataLoader does (drop_last=False). A global batch of G samples is split
- * into contiguous slices, rank r taking G/R samples plus one more if r < G%R. */
+ * into contiguous slices, rank r taking G/R samples plus one more if r < G%R.
+ *
+ * With micro-shards of S samples ([dist] shard_size), the global batch is cut into
+ * ceil(G/S) shards (the last may be short) and ranks take whole shards, split the
+ * same way; the model then computes every shard alone (see DESIGN.md, "Numerics"),
+ * so the result does not depend on the number of ranks. */
 #ifndef RESNET_DDP_DATA_H
 #define RESNET_DDP_DATA_H
 
@@ -50,6 +55,10 @@ int sampler_rank_batch(struct sampler *s, int64_t epoch, int64_t step, int rank,
                        int64_t *indices);
 /* Offset of rank's slice inside the global batch (for tests and logs). */
 int sampler_rank_offset(int global_count, int rank, int world);
+/* As sampler_rank_batch, but ranks take whole shards of shard_size samples
+ * (shard_size 0: the plain split above). */
+int sampler_rank_shards(struct sampler *s, int64_t epoch, int64_t step, int rank, int world,
+                        int shard_size, int64_t *indices);
 
 /* Precomputed bilinear resize from (in_rows, in_cols) to (out, out). out == 0 or
  * out == in keeps the image as it is. */

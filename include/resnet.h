@@ -10,7 +10,7 @@
  * 4x the channels; each conv followed by BN) built the same way.
  *
  * Memory: parameters, gradients and momentum are three flat arenas with the same
- * offsets. Parameters are laid out in REVERSE forward order (linear first, stem last),
+ * offsets (gradients accumulate in double, see conv.h). Parameters are laid out in REVERSE forward order (linear first, stem last),
  * the order in which backward finishes them, so the gradients that are ready first
  * form one contiguous prefix that can be sent while backward goes on. Activations
  * are planned once for the largest batch and never reallocated. */
@@ -58,6 +58,7 @@ struct model_spec {
     int in_channels;  /* 1 for Fashion-MNIST */
     int image_size;   /* square input side (28 or the resize) */
     int max_batch;    /* largest per-rank batch forward will see */
+    int shard;        /* samples per micro-shard (conv.h); 0 = the whole batch */
     size_t col_budget_floats; /* im2col workspace; 0 = a default */
 };
 
@@ -100,7 +101,8 @@ struct resnet {
     struct tensor_view *params;
     size_t param_floats;   /* arena length including alignment padding */
     size_t trainable;      /* sum of counts (no padding) */
-    float *weights, *grads, *momentum;
+    float *weights, *momentum;
+    double *grads;
 
     /* BN running statistics (running_mean, running_var) and num_batches_tracked. */
     int nbuffers;
@@ -131,8 +133,7 @@ struct resnet {
     float *dpooled;   /* (fc_in, n) */
     float *grad_buf[3];   /* activation-gradient scratch, each max_act floats */
     size_t max_act;
-    float *col;
-    size_t col_floats;
+    struct conv_workspace ws; /* im2col columns and one shard's weight gradient */
     double *bn_work;      /* (2 * max channels + 1) */
 };
 

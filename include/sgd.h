@@ -22,7 +22,7 @@ struct sgd {
 
 void sgd_init(struct sgd *opt, const struct config *cfg);
 /* One update of n floats. */
-void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const float *grads,
+void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const double *grads,
               float *momentum_buf);
 
 /* Learning rate at optimizer step `step` (0-based) with `steps_per_epoch` steps an

@@ -1,9 +1,60 @@
-/* train: the training loop (epochs of steps, evaluation, logging). */
+/* train: the training loop (epochs of steps, evaluation, logging).
+ *
+ * The trainer is exposed as a struct so that tests and the checkpoint code can drive
+ * it step by step and look at its state; train_run is the whole program's loop. */
 #ifndef RESNET_DDP_TRAIN_H
 #define RESNET_DDP_TRAIN_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "comm.h"
 #include "config.h"
+#include "data.h"
+#include "resnet.h"
+#include "sgd.h"
+
+/* Seconds per phase, summed over the steps of an epoch on this rank. */
+struct step_timers {
+    double data, forward, backward, allreduce_wait, bn_sync, optimizer;
+};
+
+/* Global sums over all ranks. */
+struct eval_sums {
+    double loss_sum, correct, count;
+};
+
+struct trainer {
+    const struct config *cfg;
+    struct comm_info comm;
+    struct dataset train_set, test_set;
+    struct resizer resizer;
+    struct sampler order;
+    struct resnet model;
+    struct sgd opt;
+    struct reducer bn_reducer;
+    struct grad_sync *grad_sync;
+    int global_batch, rank_batch, eval_batch, threads, image_size;
+    int64_t steps_per_epoch;
+    /* Position: the next step to run is step_in_epoch of epoch (both 0-based). */
+    int64_t epoch, step_in_epoch, global_step;
+    int64_t *indices; /* (max batch) sample indices of this rank's slice */
+    int32_t *labels;  /* (max batch) */
+    /* This epoch so far, this rank only. */
+    double epoch_loss_sum, epoch_count;
+    int64_t epoch_correct;
+    struct step_timers timers;
+    double bn_sync_seconds; /* accumulated by the BN reducer */
+};
+
+/* Load data (validated on every rank before any collective), build the model,
+ * initialize it on rank 0 and broadcast it. Errors exit with a message. */
+void trainer_init(struct trainer *t, const struct config *cfg, const struct comm_info *comm);
+/* Run the step at the current position and advance it. Returns this rank's loss sum. */
+double trainer_step(struct trainer *t);
+/* Evaluate on the whole test set (BN in eval mode), sharded over ranks. */
+struct eval_sums trainer_evaluate(struct trainer *t);
+void trainer_free(struct trainer *t);
 
 /* Train as the config says on this rank; returns the process exit code. */
 int train_run(const struct config *cfg, const struct comm_info *comm);

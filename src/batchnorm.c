@@ -27,8 +27,10 @@ void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma
     *count = (double)m;
     reducer_sum(red, work, 2 * (size_t)c + 1);
     const double n = *count;
-    CHECK(n > 0, "batch-norm over an empty global batch");
     saved->count = n;
+    /* Only per-rank BN on a rank without samples this step (the short last batch of
+     * an epoch split in whole shards) sees nothing: no statistics to take. */
+    if (n == 0) return;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double mean = sum[ch] / n;
@@ -63,7 +65,7 @@ void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
 }
 
 void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const float *gamma,
-                        const struct bn_saved *saved, float *dx, float *dgamma, float *dbeta,
+                        const struct bn_saved *saved, float *dx, double *dgamma, double *dbeta,
                         const struct reducer *red, double *work)
 {
     double *sum_dy = work, *sum_dy_xhat = work + c;
@@ -80,11 +82,12 @@ void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const 
         sum_dy_xhat[ch] = sx;
         /* The parameter gradients take the local sums: the gradient allreduce adds
          * the other ranks' shares, as for any other parameter. */
-        dbeta[ch] += (float)s;
-        dgamma[ch] += (float)sx;
+        dbeta[ch] += s;
+        dgamma[ch] += sx;
     }
     reducer_sum(red, work, 2 * (size_t)c);
     const double n = saved->count;
+    if (n == 0) return;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float *xr = x + (size_t)ch * m, *dr = dy + (size_t)ch * m;

@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <stdlib.h>
 
 #include "error.h"
 
@@ -86,14 +87,87 @@ void comm_barrier(void)
 
 static void world_sum(void *ctx, double *buf, size_t n)
 {
-    (void)ctx;
+    double t0 = MPI_Wtime();
     comm_allreduce_sum_double(buf, n);
+    if (ctx) *(double *)ctx += MPI_Wtime() - t0;
 }
 
-struct reducer comm_world_reducer(void)
+struct reducer comm_world_reducer(double *seconds)
 {
-    struct reducer r = {comm_world_size > 1 ? world_sum : NULL, NULL};
+    struct reducer r = {comm_world_size > 1 ? world_sum : NULL, seconds};
     return r;
+}
+
+/* ---- gradient synchronization ------------------------------------------------------ */
+
+struct grad_sync {
+    double *grads;
+    size_t n;
+    int overlap;
+    int nbuckets;
+    size_t *bounds;        /* (nbuckets + 1) bucket edges in floats */
+    MPI_Request *requests; /* (nbuckets) */
+    int started;           /* buckets [0, started) are in flight or done */
+};
+
+struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap)
+{
+    struct grad_sync *gs = xcalloc(1, sizeof *gs);
+    gs->grads = grads;
+    gs->n = n;
+    gs->overlap = overlap;
+    size_t per = (size_t)(bucket_mb * 1024.0 * 1024.0 / sizeof(double));
+    if (per < 1024) per = 1024;
+    if (per > CHUNK) per = CHUNK;
+    gs->nbuckets = n ? (int)((n + per - 1) / per) : 0;
+    gs->bounds = xcalloc((size_t)gs->nbuckets + 1, sizeof *gs->bounds);
+    for (int b = 0; b <= gs->nbuckets; b++) gs->bounds[b] = (size_t)b * per < n ? (size_t)b * per : n;
+    gs->requests = xcalloc((size_t)gs->nbuckets + 1, sizeof *gs->requests);
+    for (int b = 0; b < gs->nbuckets; b++) gs->requests[b] = MPI_REQUEST_NULL;
+    return gs;
+}
+
+void grad_sync_begin_step(struct grad_sync *gs) { gs->started = 0; }
+
+static void start_bucket(struct grad_sync *gs, int b)
+{
+    size_t lo = gs->bounds[b], hi = gs->bounds[b + 1];
+    MPI_Iallreduce(MPI_IN_PLACE, gs->grads + lo, (int)(hi - lo), MPI_DOUBLE, MPI_SUM,
+                   MPI_COMM_WORLD, &gs->requests[b]);
+}
+
+void grad_sync_ready(void *ctx, size_t ready_floats)
+{
+    struct grad_sync *gs = ctx;
+    if (comm_world_size == 1 || !gs->overlap) return;
+    while (gs->started < gs->nbuckets && gs->bounds[gs->started + 1] <= ready_floats)
+        start_bucket(gs, gs->started++);
+    /* Open MPI progresses non-blocking collectives only inside MPI calls. */
+    int flag;
+    if (gs->started > 0) MPI_Testall(gs->started, gs->requests, &flag, MPI_STATUSES_IGNORE);
+}
+
+double grad_sync_finish(struct grad_sync *gs)
+{
+    if (comm_world_size == 1) return 0.0;
+    double t0 = MPI_Wtime();
+    if (!gs->overlap) {
+        comm_allreduce_sum_double(gs->grads, gs->n);
+        return MPI_Wtime() - t0;
+    }
+    while (gs->started < gs->nbuckets) start_bucket(gs, gs->started++);
+    MPI_Waitall(gs->nbuckets, gs->requests, MPI_STATUSES_IGNORE);
+    return MPI_Wtime() - t0;
+}
+
+int grad_sync_buckets(const struct grad_sync *gs) { return gs->overlap ? gs->nbuckets : 1; }
+
+void grad_sync_free(struct grad_sync *gs)
+{
+    if (!gs) return;
+    free(gs->bounds);
+    free(gs->requests);
+    free(gs);
 }
 
 double comm_wtime(void) { return MPI_Wtime(); }

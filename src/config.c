@@ -120,6 +120,9 @@ static const struct key_spec keys[] = {
      .dmin = 0, .dmin_open = true, .dmax = 4096, .expected = "expected a number > 0 and <= 4096"},
     {.section = "dist", .key = "overlap", .kind = KIND_BOOL, .offset = FIELD(overlap),
      .expected = "expected true or false"},
+    {.section = "dist", .key = "shard_size", .kind = KIND_INT, .offset = FIELD(shard_size),
+     .imin = 0, .imax = 1048576,
+     .expected = "expected an integer in 0..1048576 (0 = one shard per rank)"},
 
     {.section = "checkpoint", .key = "dir", .kind = KIND_STRING, .offset = FIELD(checkpoint_dir),
      .expected = "expected a non-empty path shorter than 1024 characters"},
@@ -190,6 +193,7 @@ void config_defaults(struct config *cfg)
     cfg->sync_bn = true;
     cfg->bucket_mb = 25;
     cfg->overlap = true;
+    cfg->shard_size = 0;
 
     strcpy(cfg->checkpoint_dir, "checkpoints");
     cfg->checkpoint_every_steps = 0;

@@ -95,33 +95,44 @@ static void col2im_add(const struct conv_shape *s, const float *col, int n0, int
             }
 }
 
-static int chunk_samples(const struct conv_shape *s, size_t col_floats)
+/* Samples per im2col chunk: as many as the workspace holds, at most one shard. */
+static int chunk_samples(const struct conv_shape *s, const struct conv_workspace *ws, int shard)
 {
+    if (conv_is_pointwise(s)) return shard;
     size_t per_sample = conv2d_col_floats(s);
-    CHECK(col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
-          col_floats, per_sample);
-    size_t nc = col_floats / per_sample;
-    return nc > (size_t)s->n ? s->n : (int)nc;
+    CHECK(ws->col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
+          ws->col_floats, per_sample);
+    size_t nc = ws->col_floats / per_sample;
+    return nc > (size_t)shard ? shard : (int)nc;
+}
+
+static int shard_of(const struct conv_shape *s, const struct conv_workspace *ws)
+{
+    return ws->shard > 0 && ws->shard < s->n ? ws->shard : s->n;
 }
 
 /* ---- forward / backward ---------------------------------------------------- */
 
 void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
-                    float *y, float *col, size_t col_floats)
+                    float *y, const struct conv_workspace *ws)
 {
     const int kdim = s->cin * s->k * s->k;
     const size_t hw_out = (size_t)s->ho * s->wo;
     const int ldy = (int)(s->n * hw_out);
     if (s->n == 0) return;
-    if (conv_is_pointwise(s)) {
-        gemm(false, false, s->cout, ldy, kdim, 1.0f, w, kdim, x, ldy, 0.0f, y, ldy);
-    } else {
-        int step = chunk_samples(s, col_floats);
-        for (int n0 = 0; n0 < s->n; n0 += step) {
-            int nc = s->n - n0 < step ? s->n - n0 : step;
-            im2col(s, x, n0, nc, col);
-            gemm(false, false, s->cout, (int)(nc * hw_out), kdim, 1.0f, w, kdim, col,
-                 (int)(nc * hw_out), 0.0f, y + n0 * hw_out, ldy);
+    const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
+    for (int s0 = 0; s0 < s->n; s0 += shard) {
+        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
+        for (int n0 = s0; n0 < s1; n0 += step) {
+            const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
+            if (conv_is_pointwise(s)) {
+                gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim, x + n0 * hw_out, ldy, 0.0f,
+                     y + n0 * hw_out, ldy);
+            } else {
+                im2col(s, x, n0, nc, ws->col);
+                gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim, ws->col, cols, 0.0f,
+                     y + n0 * hw_out, ldy);
+            }
         }
     }
     if (b)
@@ -133,11 +144,11 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, 
 }
 
 void conv2d_backward(const struct conv_shape *s, const float *x, const float *w, const float *dy,
-                     float *dw, float *db, float *dx, bool accumulate_dx, float *col,
-                     size_t col_floats)
+                     double *dw, double *db, float *dx, bool accumulate_dx,
+                     const struct conv_workspace *ws)
 {
     const int kdim = s->cin * s->k * s->k;
-    const size_t hw_out = (size_t)s->ho * s->wo;
+    const size_t hw_out = (size_t)s->ho * s->wo, wsize = (size_t)s->cout * kdim;
     const int ldy = (int)(s->n * hw_out);
     if (db)
 #pragma omp parallel for schedule(static)
@@ -145,28 +156,35 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w,
             const float *row = dy + (size_t)c * ldy;
             double acc = 0.0;
             for (int i = 0; i < ldy; i++) acc += (double)row[i];
-            db[c] += (float)acc;
+            db[c] += acc;
         }
     if (s->n == 0) return;
-    if (conv_is_pointwise(s)) {
-        gemm(false, true, s->cout, kdim, ldy, 1.0f, dy, ldy, x, ldy, 1.0f, dw, kdim);
-        if (dx)
-            gemm(true, false, kdim, ldy, s->cout, 1.0f, w, kdim, dy, ldy,
-                 accumulate_dx ? 1.0f : 0.0f, dx, ldy);
-        return;
-    }
-    if (dx && !accumulate_dx) memset(dx, 0, sizeof(float) * (size_t)s->cin * s->n * s->h * s->w);
-    int step = chunk_samples(s, col_floats);
-    for (int n0 = 0; n0 < s->n; n0 += step) {
-        int nc = s->n - n0 < step ? s->n - n0 : step;
-        int cols = (int)(nc * hw_out);
-        im2col(s, x, n0, nc, col);
-        gemm(false, true, s->cout, kdim, cols, 1.0f, dy + n0 * hw_out, ldy, col, cols, 1.0f, dw,
-             kdim);
-        if (dx) {
-            gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dy + n0 * hw_out, ldy, 0.0f, col,
-                 cols);
-            col2im_add(s, col, n0, nc, dx);
+    if (dx && !accumulate_dx && !conv_is_pointwise(s))
+        memset(dx, 0, sizeof(float) * (size_t)s->cin * s->n * s->h * s->w);
+    const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
+    for (int s0 = 0; s0 < s->n; s0 += shard) {
+        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
+        for (int n0 = s0; n0 < s1; n0 += step) {
+            const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
+            const float *dyc = dy + n0 * hw_out;
+            const float beta = n0 == s0 ? 0.0f : 1.0f; /* first chunk of the shard starts dw */
+            if (conv_is_pointwise(s)) {
+                const float *xc = x + n0 * hw_out;
+                gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, xc, ldy, beta, ws->dw, kdim);
+                if (dx)
+                    gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy,
+                         accumulate_dx ? 1.0f : 0.0f, dx + n0 * hw_out, ldy);
+                continue;
+            }
+            im2col(s, x, n0, nc, ws->col);
+            gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, ws->col, cols, beta, ws->dw, kdim);
+            if (dx) {
+                gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy, 0.0f, ws->col, cols);
+                col2im_add(s, ws->col, n0, nc, dx);
+            }
         }
+        /* One shard's weight gradient joins the double accumulator. */
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < wsize; i++) dw[i] += (double)ws->dw[i];
     }
 }

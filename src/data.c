@@ -192,6 +192,24 @@ int sampler_rank_batch(struct sampler *s, int64_t epoch, int64_t step, int rank,
     return n;
 }
 
+int sampler_rank_shards(struct sampler *s, int64_t epoch, int64_t step, int rank, int world,
+                        int shard_size, int64_t *indices)
+{
+    if (shard_size <= 0) return sampler_rank_batch(s, epoch, step, rank, world, indices);
+    CHECK(world > 0 && rank >= 0 && rank < world, "rank %d of %d", rank, world);
+    int g = sampler_global_count(s, step);
+    if (s->shuffle && s->perm_epoch != epoch) sampler_shuffle(s, epoch);
+    int shards = (g + shard_size - 1) / shard_size;
+    int first = sampler_rank_offset(shards, rank, world);
+    int count = shards / world + (rank < shards % world ? 1 : 0);
+    int lo = first * shard_size, hi = (first + count) * shard_size;
+    if (hi > g) hi = g;
+    if (lo > g) lo = g;
+    const int64_t *src = s->perm + step * s->global_batch + lo;
+    for (int i = 0; i < hi - lo; i++) indices[i] = src[i];
+    return hi - lo;
+}
+
 /* ------------------------------------------------------------------ resize */
 
 #define RESIZE_PRECISION_BITS (32 - 8 - 2)

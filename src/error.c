@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static error_abort_hook abort_hook;
 static int error_rank = -1;
@@ -28,6 +29,13 @@ void error_exit(int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Bad input is usually seen by every rank at once: rank 0 reports it and its
+     * MPI_Abort ends the others before they repeat it. A rank that fails alone still
+     * reports, a moment later. */
+    if (abort_hook && error_rank > 0 && code == EXIT_CODE_USAGE) {
+        struct timespec pause = {0, 300 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
     fprintf(stderr, "resnet_ddp: error: %s\n", msg);
     stop(code);
 }

@@ -180,6 +180,9 @@ static void plan_activations(struct resnet *m, struct arena *a)
     TAKE(m->stem_argmax, int32_t, pooled_act);
     int maxc = m->stem_bn.c;
     size_t col = conv2d_col_floats(sc);
+    size_t max_weight = (size_t)m->fc_in * m->spec.num_classes;
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].count > max_weight) max_weight = m->params[i].count;
     const float *x = m->stem_p;
     for (int i = 0; i < m->nblocks; i++) {
         struct block *b = &m->blocks[i];
@@ -212,8 +215,10 @@ static void plan_activations(struct resnet *m, struct arena *a)
     size_t budget = m->spec.col_budget_floats ? m->spec.col_budget_floats : (size_t)8 << 20;
     if (budget < col) budget = col;
     if (budget > col * n) budget = col * n;
-    m->col_floats = budget;
-    TAKE(m->col, float, budget);
+    TAKE(m->ws.col, float, budget);
+    m->ws.col_floats = budget;
+    m->ws.shard = m->spec.shard;
+    TAKE(m->ws.dw, float, max_weight);
     TAKE(m->bn_work, double, 2 * (size_t)maxc + 1);
     for (int i = 0; i < m->nblocks; i++)
         for (int u = 0; u < m->blocks[i].nunits; u++) {
@@ -270,7 +275,7 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     assign_offsets(m);
 
     m->weights = xcalloc(m->param_floats, sizeof(float));
-    m->grads = xcalloc(m->param_floats, sizeof(float));
+    m->grads = xcalloc(m->param_floats, sizeof(double));
     m->momentum = xcalloc(m->param_floats, sizeof(float));
     m->buffer_data = xcalloc(m->buffer_floats ? m->buffer_floats : 1, sizeof(float));
 
@@ -351,7 +356,7 @@ static void conv_fwd(struct resnet *m, const struct conv_layer *l, int n, const 
 {
     struct conv_shape s = l->shape;
     s.n = n;
-    conv2d_forward(&s, x, PARAM(m, l->weight), PARAM(m, l->bias), y, m->col, m->col_floats);
+    conv2d_forward(&s, x, PARAM(m, l->weight), PARAM(m, l->bias), y, &m->ws);
 }
 
 static void bn_fwd(struct resnet *m, struct bn_layer *bn, size_t per_channel, const float *x,
@@ -417,7 +422,7 @@ static void conv_bwd(struct resnet *m, const struct conv_layer *l, int n, const 
     struct conv_shape s = l->shape;
     s.n = n;
     conv2d_backward(&s, x, PARAM(m, l->weight), dy, GRAD(m, l->weight), GRAD(m, l->bias), dx,
-                    accumulate, m->col, m->col_floats);
+                    accumulate, &m->ws);
 }
 
 static void bn_bwd(struct resnet *m, const struct bn_layer *bn, size_t per_channel, const float *x,
@@ -439,7 +444,8 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                      const struct grad_ready_hook *hook)
 {
     linear_backward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
-                    m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled);
+                    m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled,
+                    m->ws.shard, m->ws.dw);
     report_ready(m, m->fc_weight, hook);
 
     const struct block *lastb = &m->blocks[m->nblocks - 1];

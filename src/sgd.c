@@ -12,18 +12,18 @@ void sgd_init(struct sgd *opt, const struct config *cfg)
     opt->nesterov = cfg->nesterov;
 }
 
-void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const float *grads,
+void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const double *grads,
               float *momentum_buf)
 {
     const float wd = (float)opt->weight_decay, mu = (float)opt->momentum;
     if (mu == 0.0f) {
 #pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) params[i] -= lr * (grads[i] + wd * params[i]);
+        for (size_t i = 0; i < n; i++) params[i] -= lr * ((float)grads[i] + wd * params[i]);
         return;
     }
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float g = grads[i] + wd * params[i];
+        float g = (float)grads[i] + wd * params[i];
         float buf = mu * momentum_buf[i] + g;
         momentum_buf[i] = buf;
         params[i] -= lr * (opt->nesterov ? g + mu * buf : buf);

@@ -1,8 +1,9 @@
 /* train: the loop of DESIGN.md "The flow of one step": batch -> forward -> backward
- * -> gradient sum over ranks -> SGD, evaluation after every epoch, one line per epoch
- * on rank 0. Train loss and accuracy are those of the model in training mode over the
- * epoch's batches (as d2l's train_ch6 reports them); test accuracy uses BN in
- * evaluation mode and counts every test image exactly once. */
+ * (gradient buckets summed over ranks while backward goes on) -> SGD, evaluation
+ * after every epoch, one line per epoch on rank 0. Train loss and accuracy are those
+ * of the model in training mode over the epoch's batches, over all ranks (as d2l's
+ * train_ch6 reports them); test accuracy uses BN in evaluation mode and counts every
+ * test image exactly once. */
 #include "train.h"
 
 #include <math.h>
@@ -11,18 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data.h"
 #include "error.h"
 #include "gemm.h"
-#include "resnet.h"
-#include "sgd.h"
 #include "timer.h"
-
-struct epoch_stats {
-    double loss_sum;   /* sum of per-sample losses */
-    double correct;
-    double count;
-};
 
 static int auto_threads(const struct comm_info *comm)
 {
@@ -32,30 +24,140 @@ static int auto_threads(const struct comm_info *comm)
     return t < 1 ? 1 : (int)t;
 }
 
-/* Evaluation over the whole test set, sharded like training; returns global sums. */
-static struct epoch_stats evaluate(struct resnet *model, const struct dataset *test,
-                                   struct resizer *rs, int eval_batch, const struct comm_info *comm,
-                                   int64_t *indices, int32_t *labels)
+void trainer_init(struct trainer *t, const struct config *cfg, const struct comm_info *comm)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = cfg;
+    t->comm = *comm;
+    /* Data first, on every rank, so a bad file fails everywhere before any collective. */
+    dataset_load(&t->train_set, cfg->data_dir, true, cfg->train_limit, cfg->num_classes);
+    dataset_load(&t->test_set, cfg->data_dir, false, cfg->test_limit, cfg->num_classes);
+    if (t->train_set.rows != t->test_set.rows || t->train_set.cols != t->test_set.cols)
+        FAIL_INPUT("%s: training images are %dx%d but test images are %dx%d", cfg->data_dir,
+                   t->train_set.rows, t->train_set.cols, t->test_set.rows, t->test_set.cols);
+    if (t->train_set.rows != t->train_set.cols && cfg->resize == 0)
+        FAIL_INPUT("%s: images are %dx%d; non-square images need [data] resize", cfg->data_dir,
+                   t->train_set.rows, t->train_set.cols);
+    if (cfg->batch_size < comm->world)
+        FAIL_INPUT("[train] batch_size = %d is smaller than the %d ranks: expected at least "
+                   "one sample per rank", cfg->batch_size, comm->world);
+    t->image_size = cfg->resize ? cfg->resize : t->train_set.rows;
+
+    /* An uneven split is allowed (ranks differ by one sample): the loss is scaled by
+     * the global batch, so summed gradients are the global mean whatever the split. */
+    t->global_batch = cfg->batch_size;
+    t->rank_batch = (t->global_batch + comm->world - 1) / comm->world;
+    if (cfg->shard_size > 0) {
+        /* Ranks take whole shards, so the largest slice is a whole number of them. */
+        int shards = (t->global_batch + cfg->shard_size - 1) / cfg->shard_size;
+        int per_rank = (shards + comm->world - 1) / comm->world;
+        t->rank_batch = per_rank * cfg->shard_size;
+        if (t->rank_batch > t->global_batch) t->rank_batch = t->global_batch;
+    }
+    t->eval_batch = cfg->eval_batch_size ? cfg->eval_batch_size : t->rank_batch;
+    t->threads = cfg->threads ? cfg->threads : auto_threads(comm);
+    gemm_set_threads(t->threads);
+
+    struct model_spec spec = {
+        .depth = cfg->depth, .width = cfg->width, .num_classes = cfg->num_classes,
+        .in_channels = 1, .image_size = t->image_size,
+        .max_batch = t->rank_batch > t->eval_batch ? t->rank_batch : t->eval_batch,
+        .shard = cfg->shard_size,
+    };
+    resnet_init(&t->model, &spec);
+    if (comm->rank == 0) resnet_init_params(&t->model, cfg->init, cfg->seed);
+    /* Rank 0's initialization is everyone's: one broadcast of each flat arena. */
+    comm_bcast_floats(t->model.weights, t->model.param_floats, 0);
+    comm_bcast_floats(t->model.buffer_data, t->model.buffer_floats, 0);
+
+    resizer_init(&t->resizer, t->train_set.rows, t->train_set.cols, cfg->resize);
+    sampler_init(&t->order, t->train_set.count, t->global_batch, cfg->seed, true);
+    t->steps_per_epoch = sampler_steps_per_epoch(&t->order);
+    t->indices = xcalloc((size_t)spec.max_batch, sizeof *t->indices);
+    t->labels = xcalloc((size_t)spec.max_batch, sizeof *t->labels);
+    sgd_init(&t->opt, cfg);
+    t->bn_reducer = cfg->sync_bn ? comm_world_reducer(&t->bn_sync_seconds)
+                                 : (struct reducer){NULL, NULL};
+    t->grad_sync = grad_sync_create(t->model.grads, t->model.param_floats, cfg->bucket_mb,
+                                    cfg->overlap);
+}
+
+double trainer_step(struct trainer *t)
+{
+    struct resnet *m = &t->model;
+    double t0 = timer_now();
+    int n = sampler_rank_shards(&t->order, t->epoch, t->step_in_epoch, t->comm.rank,
+                                t->comm.world, t->cfg->shard_size, t->indices);
+    int g = sampler_global_count(&t->order, t->step_in_epoch);
+    batch_assemble(&t->train_set, &t->resizer, t->indices, n, m->input, t->labels);
+    double t1 = timer_now();
+    const double bn0 = t->bn_sync_seconds;
+
+    memset(m->grads, 0, sizeof(double) * m->param_floats);
+    double loss = resnet_forward(m, n, t->labels, true, 1.0f / (float)g, &t->bn_reducer,
+                                 &t->epoch_correct);
+    double t2 = timer_now();
+    grad_sync_begin_step(t->grad_sync);
+    struct grad_ready_hook hook = {grad_sync_ready, t->grad_sync};
+    resnet_backward(m, n, &t->bn_reducer, &hook);
+    double t3 = timer_now();
+    double wait = grad_sync_finish(t->grad_sync);
+    double t4 = timer_now();
+    float lr = (float)lr_at_step(t->cfg, t->global_step, t->steps_per_epoch);
+    sgd_step(&t->opt, lr, m->param_floats, m->weights, m->grads, m->momentum);
+    double t5 = timer_now();
+
+    t->timers.data += t1 - t0;
+    t->timers.forward += t2 - t1;
+    t->timers.backward += t3 - t2;
+    t->timers.allreduce_wait += wait;
+    t->timers.optimizer += t5 - t4;
+    t->timers.bn_sync += t->bn_sync_seconds - bn0;
+    t->epoch_loss_sum += loss;
+    t->epoch_count += n;
+    t->global_step++;
+    if (++t->step_in_epoch == t->steps_per_epoch) {
+        t->step_in_epoch = 0;
+        t->epoch++;
+    }
+    if (!isfinite(loss))
+        error_exit(EXIT_CODE_DIVERGED,
+                   "training diverged: loss is %g at global step %lld (rank %d); lower [train] lr",
+                   loss, (long long)t->global_step, t->comm.rank);
+    return loss;
+}
+
+struct eval_sums trainer_evaluate(struct trainer *t)
 {
     struct sampler order;
-    sampler_init(&order, test->count, eval_batch * comm->world, 0, false);
-    struct epoch_stats st = {0, 0, 0};
+    sampler_init(&order, t->test_set.count, t->eval_batch * t->comm.world, 0, false);
+    double loss = 0.0, count = 0.0;
     int64_t correct = 0;
     for (int64_t step = 0; step < sampler_steps_per_epoch(&order); step++) {
-        int n = sampler_rank_batch(&order, 0, step, comm->rank, comm->world, indices);
-        batch_assemble(test, rs, indices, n, model->input, labels);
-        st.loss_sum += resnet_forward(model, n, labels, false, 1.0f, NULL, &correct);
-        st.count += n;
+        int n = sampler_rank_batch(&order, 0, step, t->comm.rank, t->comm.world, t->indices);
+        batch_assemble(&t->test_set, &t->resizer, t->indices, n, t->model.input, t->labels);
+        loss += resnet_forward(&t->model, n, t->labels, false, 1.0f, NULL, &correct);
+        count += n;
     }
     sampler_free(&order);
-    st.correct = (double)correct;
-    double sums[3] = {st.loss_sum, st.correct, st.count};
+    double sums[3] = {loss, (double)correct, count};
     comm_allreduce_sum_double(sums, 3);
-    st.loss_sum = sums[0];
-    st.correct = sums[1];
-    st.count = sums[2];
-    return st;
+    return (struct eval_sums){sums[0], sums[1], sums[2]};
 }
+
+void trainer_free(struct trainer *t)
+{
+    grad_sync_free(t->grad_sync);
+    free(t->indices);
+    free(t->labels);
+    sampler_free(&t->order);
+    resizer_free(&t->resizer);
+    resnet_free(&t->model);
+    dataset_free(&t->train_set);
+    dataset_free(&t->test_set);
+}
+
+/* ---- the program's loop ------------------------------------------------------------ */
 
 static void print_config(const struct config *cfg)
 {
@@ -65,147 +167,83 @@ static void print_config(const struct config *cfg)
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) printf("#   %s\n", line);
 }
 
+static void print_progress(const struct trainer *t, double started)
+{
+    double images = t->epoch_count * t->comm.world;
+    fprintf(stderr, "\repoch %lld step %lld/%lld  loss %.4f  acc %.4f  %.1f img/s   ",
+            (long long)t->epoch + 1, (long long)t->step_in_epoch, (long long)t->steps_per_epoch,
+            t->epoch_loss_sum / t->epoch_count, (double)t->epoch_correct / t->epoch_count,
+            images / (timer_now() - started));
+}
+
 int train_run(const struct config *cfg, const struct comm_info *comm)
 {
     const bool leader = comm->rank == 0;
-    /* Data first, on every rank, so a bad file fails everywhere before any collective. */
-    struct dataset train_set, test_set;
-    dataset_load(&train_set, cfg->data_dir, true, cfg->train_limit, cfg->num_classes);
-    dataset_load(&test_set, cfg->data_dir, false, cfg->test_limit, cfg->num_classes);
-    if (train_set.rows != test_set.rows || train_set.cols != test_set.cols)
-        FAIL_INPUT("%s: training images are %dx%d but test images are %dx%d", cfg->data_dir,
-                   train_set.rows, train_set.cols, test_set.rows, test_set.cols);
-    if (train_set.rows != train_set.cols && cfg->resize == 0)
-        FAIL_INPUT("%s: images are %dx%d; non-square images need [data] resize", cfg->data_dir,
-                   train_set.rows, train_set.cols);
-    const int image_size = cfg->resize ? cfg->resize : train_set.rows;
-
-    const int global_batch = cfg->batch_size;
-    const int rank_batch = (global_batch + comm->world - 1) / comm->world;
-    const int eval_batch = cfg->eval_batch_size ? cfg->eval_batch_size : rank_batch;
-    const int threads = cfg->threads ? cfg->threads : auto_threads(comm);
-    gemm_set_threads(threads);
-
-    struct model_spec spec = {
-        .depth = cfg->depth, .width = cfg->width, .num_classes = cfg->num_classes,
-        .in_channels = 1, .image_size = image_size,
-        .max_batch = rank_batch > eval_batch ? rank_batch : eval_batch,
-    };
-    struct resnet model;
-    resnet_init(&model, &spec);
-    if (leader) resnet_init_params(&model, cfg->init, cfg->seed);
-    /* Rank 0's initialization is everyone's: one broadcast of each flat arena. */
-    comm_bcast_floats(model.weights, model.param_floats, 0);
-    comm_bcast_floats(model.buffer_data, model.buffer_floats, 0);
-
-    struct resizer rs;
-    resizer_init(&rs, train_set.rows, train_set.cols, cfg->resize);
-    struct sampler order;
-    sampler_init(&order, train_set.count, global_batch, cfg->seed, true);
-    const int64_t steps_per_epoch = sampler_steps_per_epoch(&order);
-    int64_t *indices = xcalloc((size_t)spec.max_batch, sizeof *indices);
-    int32_t *labels = xcalloc((size_t)spec.max_batch, sizeof *labels);
-    struct sgd opt;
-    sgd_init(&opt, cfg);
-    struct reducer bn_reducer = cfg->sync_bn ? comm_world_reducer() : (struct reducer){NULL, NULL};
+    struct trainer t;
+    trainer_init(&t, cfg, comm);
     const bool progress = leader && cfg->progress && isatty(STDERR_FILENO);
-
     if (leader) {
         print_config(cfg);
         printf("# model ResNet-%d: %zu trainable parameters, %.1f MFLOP per training image at %dx%d\n",
-               cfg->depth, model.trainable, resnet_flops_per_image(&model) / 1e6, image_size,
-               image_size);
-        printf("# data %lld training / %lld test images; %d rank(s) x %d BLAS thread(s); "
-               "global batch %d, %lld steps per epoch\n",
-               (long long)train_set.count, (long long)test_set.count, comm->world, threads,
-               global_batch, (long long)steps_per_epoch);
+               cfg->depth, t.model.trainable, resnet_flops_per_image(&t.model) / 1e6,
+               t.image_size, t.image_size);
+        printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); global batch "
+               "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s\n",
+               (long long)t.train_set.count, (long long)t.test_set.count, comm->world, t.threads,
+               t.global_batch, (long long)t.steps_per_epoch, cfg->sync_bn ? "on" : "off",
+               grad_sync_buckets(t.grad_sync), cfg->overlap ? "on" : "off");
         fflush(stdout);
     }
 
-    int64_t global_step = 0;
-    bool stop = false;
     const double run_start = timer_now();
-    for (int epoch = 0; epoch < cfg->epochs && !stop; epoch++) {
-        struct epoch_stats st = {0, 0, 0};
-        int64_t correct = 0;
-        double t_fwd = 0, t_bwd = 0, t_comm = 0, t_opt = 0, t_data = 0;
+    bool stop = false;
+    while (t.epoch < cfg->epochs && !stop) {
+        const int64_t epoch = t.epoch;
         const double epoch_start = timer_now();
         double last_progress = epoch_start;
-        for (int64_t step = 0; step < steps_per_epoch; step++) {
-            if (cfg->max_steps && global_step >= cfg->max_steps) {
+        t.epoch_loss_sum = t.epoch_count = 0;
+        t.epoch_correct = 0;
+        memset(&t.timers, 0, sizeof t.timers);
+        while (t.epoch == epoch) {
+            if (cfg->max_steps && t.global_step >= cfg->max_steps) {
                 stop = true;
                 break;
             }
-            double t0 = timer_now();
-            int n = sampler_rank_batch(&order, epoch, step, comm->rank, comm->world, indices);
-            int g = sampler_global_count(&order, step);
-            batch_assemble(&train_set, &rs, indices, n, model.input, labels);
-            double t1 = timer_now();
-            memset(model.grads, 0, sizeof(float) * model.param_floats);
-            double loss = resnet_forward(&model, n, labels, true, 1.0f / (float)g, &bn_reducer,
-                                         &correct);
-            double t2 = timer_now();
-            resnet_backward(&model, n, &bn_reducer, NULL);
-            double t3 = timer_now();
-            comm_allreduce_sum_float(model.grads, model.param_floats);
-            double t4 = timer_now();
-            float lr = (float)lr_at_step(cfg, global_step, steps_per_epoch);
-            sgd_step(&opt, lr, model.param_floats, model.weights, model.grads, model.momentum);
-            double t5 = timer_now();
-            t_data += t1 - t0;
-            t_fwd += t2 - t1;
-            t_bwd += t3 - t2;
-            t_comm += t4 - t3;
-            t_opt += t5 - t4;
-            st.loss_sum += loss;
-            st.count += n;
-            global_step++;
-            if (!isfinite(loss))
-                error_exit(EXIT_CODE_DIVERGED,
-                           "training diverged: loss is %g at epoch %d step %lld (global step %lld); "
-                           "lower [train] lr",
-                           loss, epoch + 1, (long long)step + 1, (long long)global_step);
-            if (progress && (t5 - last_progress > 1.0 || step + 1 == steps_per_epoch)) {
-                last_progress = t5;
-                fprintf(stderr, "\repoch %d step %lld/%lld  loss %.4f  acc %.4f  %.1f img/s   ",
-                        epoch + 1, (long long)step + 1, (long long)steps_per_epoch,
-                        st.loss_sum / st.count, (double)correct / st.count,
-                        st.count * comm->world / (t5 - epoch_start));
+            trainer_step(&t);
+            if (progress && timer_now() - last_progress > 1.0) {
+                last_progress = timer_now();
+                print_progress(&t, epoch_start);
             }
         }
         if (progress) fprintf(stderr, "\r%*s\r", 78, "");
         const double train_seconds = timer_now() - epoch_start;
-        st.correct = (double)correct;
-        double sums[3] = {st.loss_sum, st.correct, st.count};
+        double sums[3] = {t.epoch_loss_sum, (double)t.epoch_correct, t.epoch_count};
         comm_allreduce_sum_double(sums, 3);
-        double times[6] = {t_data, t_fwd, t_bwd, t_comm, t_opt, train_seconds};
-        comm_allreduce_max_double(times, 6);
+        double times[7] = {t.timers.data, t.timers.forward, t.timers.backward,
+                           t.timers.allreduce_wait, t.timers.bn_sync, t.timers.optimizer,
+                           train_seconds};
+        comm_allreduce_max_double(times, 7);
         if (sums[2] == 0) break; /* max_steps reached exactly at an epoch boundary */
 
-        struct epoch_stats ev = evaluate(&model, &test_set, &rs, eval_batch, comm, indices, labels);
+        struct eval_sums ev = trainer_evaluate(&t);
         const double epoch_seconds = timer_now() - epoch_start;
         if (leader) {
-            printf("epoch %d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
+            printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
                    "%.1f img/s  %.1f s\n",
-                   epoch + 1, cfg->epochs, sums[0] / sums[2], sums[1] / sums[2],
-                   ev.loss_sum / ev.count, ev.correct / ev.count, sums[2] / times[5], epoch_seconds);
+                   (long long)epoch + 1, cfg->epochs, sums[0] / sums[2], sums[1] / sums[2],
+                   ev.loss_sum / ev.count, ev.correct / ev.count, sums[2] / times[6],
+                   epoch_seconds);
             printf("  time (s, max over ranks): data %.2f  forward %.2f  backward %.2f  "
-                   "allreduce %.2f  optimizer %.2f  eval %.2f\n",
-                   times[0], times[1], times[2], times[3], times[4], epoch_seconds - train_seconds);
+                   "allreduce wait %.2f  bn sync %.2f  optimizer %.2f  eval %.2f\n",
+                   times[0], times[1], times[2], times[3], times[4], times[5],
+                   epoch_seconds - train_seconds);
             fflush(stdout);
         }
     }
     if (leader) {
-        printf("# done: %lld steps in %.1f s\n", (long long)global_step, timer_now() - run_start);
+        printf("# done: %lld steps in %.1f s\n", (long long)t.global_step, timer_now() - run_start);
         fflush(stdout);
     }
-
-    free(indices);
-    free(labels);
-    sampler_free(&order);
-    resizer_free(&rs);
-    resnet_free(&model);
-    dataset_free(&train_set);
-    dataset_free(&test_set);
+    trainer_free(&t);
     return EXIT_CODE_OK;
 }

@@ -1,2 +1,0 @@
-# Empty dependencies file for resnet_ddp.
-# This may be replaced when dependencies are built.

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Load a resnet_ddp checkpoint into the seed's d2l.ai ResNet-18 (PyTorch).
+
+    python3 tools/export_pytorch.py CHECKPOINT.h5 [--eval] [--data DIR]
+
+/model holds the state_dict under PyTorch's own keys and shapes, so loading is one
+load_state_dict(strict=True); --eval prints the Fashion-MNIST test accuracy. Needs
+h5py, torch, numpy (Debian python3-h5py, python3-torch); Pillow for resized inputs.
+"""
+import argparse, gzip, os, sys
+import h5py, numpy as np, torch
+from torch import nn
+from torch.nn import functional as F
+
+class Residual(nn.Module):  # d2l.ai, "Residual Networks (ResNet)", unchanged
+    def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_channels, num_channels, kernel_size=3, padding=1, stride=strides)
+        self.conv2 = nn.Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(input_channels, num_channels, kernel_size=1, stride=strides) if use_1x1conv else None
+        self.bn1 = nn.BatchNorm2d(num_channels)
+        self.bn2 = nn.BatchNorm2d(num_channels)
+
+    def forward(self, X):
+        Y = F.relu(self.bn1(self.conv1(X)))
+        Y = self.bn2(self.conv2(Y))
+        if self.conv3:
+            X = self.conv3(X)
+        Y += X
+        return F.relu(Y)
+
+def resnet_block(input_channels, num_channels, num_residuals, first_block=False):
+    return [Residual(input_channels, num_channels, use_1x1conv=True, strides=2) if i == 0 and not first_block
+            else Residual(num_channels, num_channels) for i in range(num_residuals)]
+
+def make_net(width=64, num_classes=10):
+    """The seed's net; the defaults are d2l's exactly ([model] width scales the channels)."""
+    b1 = nn.Sequential(nn.Conv2d(1, width, kernel_size=7, stride=2, padding=3), nn.BatchNorm2d(width),
+                       nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b2 = nn.Sequential(*resnet_block(width, width, 2, first_block=True))
+    b3 = nn.Sequential(*resnet_block(width, 2 * width, 2))
+    b4 = nn.Sequential(*resnet_block(2 * width, 4 * width, 2))
+    b5 = nn.Sequential(*resnet_block(4 * width, 8 * width, 2))
+    return nn.Sequential(b1, b2, b3, b4, b5, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+                         nn.Linear(8 * width, num_classes))
+
+def load(path):
+    """(net, root attributes, number of tensors) of a checkpoint."""
+    with h5py.File(path, "r") as f:
+        # Strings are fixed-length, which h5py returns as bytes.
+        attrs = {k: v.decode() if isinstance(v, bytes) else v.item() for k, v in f.attrs.items()}
+        sd = {k: torch.from_numpy(np.array(d[()])) for k, d in f["model"].items()}
+    if attrs["depth"] != 18:
+        sys.exit(f"{path}: ResNet-{attrs['depth']}; the seed's model is ResNet-18")
+    net = make_net(attrs["width"], attrs["num_classes"])
+    net.load_state_dict(sd, strict=True)
+    return net, attrs, len(sd)
+
+def read_idx(path):  # IDX: big-endian, byte 3 of the magic = number of dimensions
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = np.frombuffer(data, ">u4", data[3], 4).astype(int)
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * data[3]).reshape(dims)
+
+def evaluate(net, size, data_dir):
+    images = read_idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz"))
+    labels = torch.from_numpy(read_idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz")).astype(np.int64))
+    if size != images.shape[1]:  # torchvision's Resize(size) on PIL images, as d2l does
+        from PIL import Image
+        images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
+    x = torch.from_numpy(images.astype(np.float32) / np.float32(255)).unsqueeze(1)  # ToTensor
+    net.eval()
+    with torch.no_grad():
+        correct = sum((net(x[i:i + 256]).argmax(1) == labels[i:i + 256]).sum().item() for i in range(0, len(x), 256))
+    return correct / len(x)
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("--eval", action="store_true", help="test-set accuracy")
+    ap.add_argument("--data", default=os.environ.get("RESNET_DDP_DATA", "/usr/share/datasets/fashion-mnist"))
+    args = ap.parse_args()
+    net, attrs, n = load(args.checkpoint)
+    for key in sorted(attrs):
+        print(f"{key}: {attrs[key]}" if key != "config" else "config:\n  " + attrs[key].replace("\n", "\n  "))
+    print(f"loaded {n} tensors")
+    if args.eval:
+        print(f"test accuracy: {evaluate(net, attrs['image_size'], args.data):.4f}")
