@@ -7,7 +7,9 @@
  *                     shapes (conv OIHW); "<bn>.num_batches_tracked" int64 scalars
  *   /optimizer/<key>  the SGD momentum buffer of every parameter, same names/shapes
  *   attributes of /   format_version, program_version, epoch, step_in_epoch,
- *                     global_step, seed, world_size, global_batch, depth, width,
+ *                     global_step, epoch_loss_sum, epoch_correct, epoch_count (the
+ *                     running epoch's global training sums, so a resumed epoch
+ *                     reports what an uninterrupted one does), seed, world_size, global_batch, depth, width,
  *                     num_classes, image_size, config (resolved INI text),
  *                     checksum (FNV-1a 64 over parameters, momentum, buffers and
  *                     num_batches_tracked; exact order in checkpoint.c), created
@@ -30,6 +32,7 @@ struct ckpt_state {
     int64_t epoch;
     int64_t step_in_epoch;
     int64_t global_step;
+    double epoch_loss_sum, epoch_correct, epoch_count; /* global sums of the running epoch */
     uint64_t seed;
     int world_size;
     int global_batch;
@@ -48,6 +51,10 @@ int ckpt_write(const char *path, const struct resnet *m, const struct ckpt_state
  * a message and leaves `m` unchanged. */
 int ckpt_read(const char *path, struct resnet *m, struct ckpt_state *st, char *err,
               size_t errsize);
+
+/* The architecture a checkpoint holds (depth, width, num_classes, image_size; one
+ * input channel, max_batch 1), to build a model to read it into. 0 or -1. */
+int ckpt_read_spec(const char *path, struct model_spec *spec, char *err, size_t errsize);
 
 /* Checksum of the state in `m` (what ckpt_write stores). */
 uint64_t ckpt_checksum(const struct resnet *m);

@@ -15,6 +15,7 @@ enum exit_code {
     EXIT_CODE_INTERNAL = 1, /* invariant violated, out of memory, I/O failure */
     EXIT_CODE_USAGE = 2,    /* bad command line, config, data or checkpoint */
     EXIT_CODE_DIVERGED = 3, /* loss or parameters became non-finite */
+    EXIT_CODE_PREEMPTED = 4, /* stopped by SIGTERM/SIGUSR1 after writing a checkpoint */
 };
 
 /* Called instead of exit() once MPI is up with several ranks; must not return. */

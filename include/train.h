@@ -40,9 +40,12 @@ struct trainer {
     int64_t epoch, step_in_epoch, global_step;
     int64_t *indices; /* (max batch) sample indices of this rank's slice */
     int32_t *labels;  /* (max batch) */
-    /* This epoch so far, this rank only. */
-    double epoch_loss_sum, epoch_count;
-    int64_t epoch_correct;
+    /* This epoch so far, summed over all ranks (identical on every rank, and saved in
+     * checkpoints so that a resumed epoch reports what an uninterrupted one does). */
+    double epoch_loss_sum, epoch_correct, epoch_count;
+    /* The last step, over all ranks. */
+    double step_loss_sum, step_count, step_seconds;
+    bool stop_requested; /* a rank got SIGTERM/SIGUSR1; all ranks agree on it */
     struct step_timers timers;
     double bn_sync_seconds; /* accumulated by the BN reducer */
 };
@@ -50,8 +53,12 @@ struct trainer {
 /* Load data (validated on every rank before any collective), build the model,
  * initialize it on rank 0 and broadcast it. Errors exit with a message. */
 void trainer_init(struct trainer *t, const struct config *cfg, const struct comm_info *comm);
-/* Run the step at the current position and advance it. Returns this rank's loss sum. */
+/* Run the step at the current position and advance it. Returns this rank's loss sum.
+ * Ends with one small allreduce of the step's loss, accuracy, count and the
+ * preemption flag, so every rank knows the global figures and whether to stop. */
 double trainer_step(struct trainer *t);
+/* SIGTERM and SIGUSR1 request a stop at the next step boundary (SLURM preemption). */
+void trainer_install_signal_handlers(void);
 /* Evaluate on the whole test set (BN in eval mode), sharded over ranks. */
 struct eval_sums trainer_evaluate(struct trainer *t);
 void trainer_free(struct trainer *t);

@@ -197,6 +197,11 @@ static int write_attr_u64(hid_t loc, const char *name, uint64_t v, struct why *w
     return write_attr(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v, w);
 }
 
+static int write_attr_f64(hid_t loc, const char *name, double v, struct why *w)
+{
+    return write_attr(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, w);
+}
+
 /* Fixed-length (the terminator included), stored inside the attribute itself: a
  * variable-length string would live in the global heap, and HDF5 1.10 reads that
  * unsafely from a corrupt file, so ckpt_read refuses variable-length strings. */
@@ -287,6 +292,9 @@ static int write_root_attrs(hid_t file, const struct resnet *m, const struct ckp
     if (rc == 0) rc = write_attr_i64(file, "epoch", st->epoch, w);
     if (rc == 0) rc = write_attr_i64(file, "step_in_epoch", st->step_in_epoch, w);
     if (rc == 0) rc = write_attr_i64(file, "global_step", st->global_step, w);
+    if (rc == 0) rc = write_attr_f64(file, "epoch_loss_sum", st->epoch_loss_sum, w);
+    if (rc == 0) rc = write_attr_f64(file, "epoch_correct", st->epoch_correct, w);
+    if (rc == 0) rc = write_attr_f64(file, "epoch_count", st->epoch_count, w);
     if (rc == 0) rc = write_attr_u64(file, "seed", st->seed, w);
     if (rc == 0) rc = write_attr_i64(file, "world_size", st->world_size, w);
     if (rc == 0) rc = write_attr_i64(file, "global_batch", st->global_batch, w);
@@ -484,6 +492,17 @@ static int read_attr_int(const struct reader *r, hid_t file, const char *name, i
     return st < 0 ? rfail(r, "cannot read attribute '%s'", name) : 0;
 }
 
+static int read_attr_f64(const struct reader *r, hid_t file, const char *name, double *out)
+{
+    hid_t attr = open_attr(r, file, name, H5T_FLOAT, "number");
+    if (attr < 0) return -1;
+    herr_t st = H5Aread(attr, H5T_NATIVE_DOUBLE, out);
+    H5Aclose(attr);
+    if (st < 0) return rfail(r, "cannot read attribute '%s'", name);
+    if (!isfinite(*out) || *out < 0) return rfail(r, "attribute '%s' is %g, expected a finite number >= 0", name, *out);
+    return 0;
+}
+
 static int read_attr_uint(const struct reader *r, hid_t file, const char *name, uint64_t *out)
 {
     hid_t attr = open_attr(r, file, name, H5T_INTEGER, "integer");
@@ -562,6 +581,9 @@ static int read_attrs(const struct reader *r, hid_t file, struct ckpt_state *st,
     if (read_attr_int(r, file, "epoch", &st->epoch) < 0 ||
         read_attr_int(r, file, "step_in_epoch", &st->step_in_epoch) < 0 ||
         read_attr_int(r, file, "global_step", &st->global_step) < 0 ||
+        read_attr_f64(r, file, "epoch_loss_sum", &st->epoch_loss_sum) < 0 ||
+        read_attr_f64(r, file, "epoch_correct", &st->epoch_correct) < 0 ||
+        read_attr_f64(r, file, "epoch_count", &st->epoch_count) < 0 ||
         read_attr_uint(r, file, "seed", &st->seed) < 0 ||
         read_attr_intfield(r, file, "world_size", 1, &st->world_size) < 0 ||
         read_attr_intfield(r, file, "global_batch", 1, &st->global_batch) < 0 ||
@@ -829,6 +851,41 @@ int ckpt_read(const char *path, struct resnet *m, struct ckpt_state *st, char *e
     free(in->momentum);
     free(in->buffers);
     free(in);
+    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    return rc;
+}
+
+int ckpt_read_spec(const char *path, struct model_spec *spec, char *err, size_t errsize)
+{
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    const struct reader r = {path, NULL, err, errsize};
+    hid_t file = open_file(&r);
+    int rc = -1;
+    if (file >= 0) {
+        int64_t depth, width, classes, image;
+        if (read_attr_int(&r, file, "depth", &depth) == 0 &&
+            read_attr_int(&r, file, "width", &width) == 0 &&
+            read_attr_int(&r, file, "num_classes", &classes) == 0 &&
+            read_attr_int(&r, file, "image_size", &image) == 0) {
+            if (width < 1 || width > 1024 || classes < 2 || classes > 1000 || image < 1 ||
+                image > 4096 || (depth != 18 && depth != 34 && depth != 50)) {
+                rfail(&r, "implausible architecture attributes");
+            } else {
+                memset(spec, 0, sizeof *spec);
+                spec->depth = (int)depth;
+                spec->width = (int)width;
+                spec->num_classes = (int)classes;
+                spec->image_size = (int)image;
+                spec->in_channels = 1;
+                spec->max_batch = 1;
+                rc = 0;
+            }
+        }
+        H5Fclose(file);
+    }
     H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
     return rc;
 }

@@ -435,9 +435,10 @@ static void bn_bwd(struct resnet *m, const struct bn_layer *bn, size_t per_chann
 static void report_ready(const struct resnet *m, int first_param, const struct grad_ready_hook *hook)
 {
     /* Layers' parameters are laid out in reverse, so a layer's first registered
-     * parameter is its highest one: everything below its end is final. */
+     * parameter is its highest one: everything below its end is final, including the
+     * alignment padding up to the next tensor (or the end of the arena). */
     if (hook && hook->ready)
-        hook->ready(hook->ctx, m->params[first_param].offset + m->params[first_param].count);
+        hook->ready(hook->ctx, first_param == 0 ? m->param_floats : m->params[first_param - 1].offset);
 }
 
 void resnet_backward(struct resnet *m, int n, const struct reducer *red,

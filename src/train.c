@@ -7,14 +7,32 @@
 #include "train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
+#include "ckpt_store.h"
 #include "error.h"
 #include "gemm.h"
+#include "metrics.h"
 #include "timer.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+void trainer_install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
 
 static int auto_threads(const struct comm_info *comm)
 {
@@ -94,8 +112,9 @@ double trainer_step(struct trainer *t)
     const double bn0 = t->bn_sync_seconds;
 
     memset(m->grads, 0, sizeof(double) * m->param_floats);
+    int64_t correct = 0;
     double loss = resnet_forward(m, n, t->labels, true, 1.0f / (float)g, &t->bn_reducer,
-                                 &t->epoch_correct);
+                                 &correct);
     double t2 = timer_now();
     grad_sync_begin_step(t->grad_sync);
     struct grad_ready_hook hook = {grad_sync_ready, t->grad_sync};
@@ -113,8 +132,16 @@ double trainer_step(struct trainer *t)
     t->timers.allreduce_wait += wait;
     t->timers.optimizer += t5 - t4;
     t->timers.bn_sync += t->bn_sync_seconds - bn0;
-    t->epoch_loss_sum += loss;
-    t->epoch_count += n;
+    /* The step's global figures and the stop flag in one small collective. */
+    double sums[4] = {loss, (double)correct, (double)n, stop_signal ? 1.0 : 0.0};
+    comm_allreduce_sum_double(sums, 4);
+    t->step_loss_sum = sums[0];
+    t->step_count = sums[2];
+    t->epoch_loss_sum += sums[0];
+    t->epoch_correct += sums[1];
+    t->epoch_count += sums[2];
+    t->stop_requested = sums[3] > 0;
+    t->step_seconds = timer_now() - t0;
     t->global_step++;
     if (++t->step_in_epoch == t->steps_per_epoch) {
         t->step_in_epoch = 0;
@@ -157,6 +184,124 @@ void trainer_free(struct trainer *t)
     dataset_free(&t->test_set);
 }
 
+/* ---- checkpoints ------------------------------------------------------------------- */
+
+static void fill_ckpt_state(const struct trainer *t, struct ckpt_state *st)
+{
+    memset(st, 0, sizeof *st);
+    st->epoch = t->epoch;
+    st->step_in_epoch = t->step_in_epoch;
+    st->global_step = t->global_step;
+    st->epoch_loss_sum = t->epoch_loss_sum;
+    st->epoch_correct = t->epoch_correct;
+    st->epoch_count = t->epoch_count;
+    st->seed = t->cfg->seed;
+    st->world_size = t->comm.world;
+    st->global_batch = t->global_batch;
+    st->image_size = t->image_size;
+    config_format(t->cfg, st->config_text, sizeof st->config_text);
+}
+
+/* Rank 0: write the checkpoint of the current position, then rotate. */
+static void save_checkpoint(const struct trainer *t, const char *why)
+{
+    const struct config *cfg = t->cfg;
+    char path[CONFIG_PATH_MAX + 64], err[1024];
+    ckpt_store_path(cfg->checkpoint_dir, t->global_step, path, sizeof path);
+    if (access(path, F_OK) == 0) return; /* this very state is saved already */
+    struct ckpt_state st;
+    fill_ckpt_state(t, &st);
+    double t0 = timer_now();
+    if (ckpt_write(path, &t->model, &st, err, sizeof err) != 0)
+        error_exit(EXIT_CODE_INTERNAL, "%s (the previous checkpoints are kept)", err);
+    int removed = ckpt_store_prune(cfg->checkpoint_dir, cfg->checkpoint_keep);
+    printf("# checkpoint %s (%s, epoch %lld step %lld, %.2f s%s)\n", path, why,
+           (long long)t->epoch + 1, (long long)t->step_in_epoch, timer_now() - t0,
+           removed ? ", older ones rotated out" : "");
+    fflush(stdout);
+}
+
+/* The config must describe the same run as the checkpoint for an exact resume. */
+static void check_resume_fits(const struct trainer *t, const struct ckpt_state *st,
+                              const char *path)
+{
+    if (st->global_batch != t->global_batch)
+        FAIL_INPUT("checkpoint '%s' was written with [train] batch_size = %d but the config says "
+                   "%d: expected the same global batch to resume", path, st->global_batch,
+                   t->global_batch);
+    if (st->seed != t->cfg->seed)
+        FAIL_INPUT("checkpoint '%s' was written with [train] seed = %llu but the config says %llu: "
+                   "expected the same seed to resume", path, (unsigned long long)st->seed,
+                   (unsigned long long)t->cfg->seed);
+    if (st->image_size != t->image_size)
+        FAIL_INPUT("checkpoint '%s' was trained on %dx%d images but the config gives %dx%d: "
+                   "expected the same [data] resize", path, st->image_size, st->image_size,
+                   t->image_size, t->image_size);
+    if (st->step_in_epoch >= t->steps_per_epoch)
+        FAIL_INPUT("checkpoint '%s' stands at step %lld of an epoch, but an epoch has %lld steps "
+                   "with this data: expected the same [data] train_limit", path,
+                   (long long)st->step_in_epoch, (long long)t->steps_per_epoch);
+}
+
+/* Rank 0 picks and reads the checkpoint to resume from (resume = auto | none | PATH);
+ * the state then goes to every rank. Returns whether training resumes. */
+static bool resume_from_checkpoint(struct trainer *t)
+{
+    const struct config *cfg = t->cfg;
+    double info[7] = {0};
+    if (t->comm.rank == 0) {
+        char err[1024], chosen[CONFIG_PATH_MAX + 64] = "";
+        struct ckpt_state st;
+        struct ckpt_entry *list;
+        int n = ckpt_store_list(cfg->checkpoint_dir, &list);
+        if (strcmp(cfg->checkpoint_resume, "none") == 0) {
+            if (n > 0)
+                FAIL_INPUT("[checkpoint] dir '%s' already holds checkpoints of another run (newest "
+                           "%s) and [checkpoint] resume = none: expected resume = auto to continue "
+                           "it, or an empty or new [checkpoint] dir", cfg->checkpoint_dir,
+                           list[0].path);
+        } else if (strcmp(cfg->checkpoint_resume, "auto") == 0) {
+            for (int i = 0; i < n && !chosen[0]; i++) {
+                if (ckpt_read(list[i].path, &t->model, &st, err, sizeof err) == 0)
+                    snprintf(chosen, sizeof chosen, "%s", list[i].path);
+                else
+                    printf("# resume: skipping %s: %s\n", list[i].path, err);
+            }
+            if (!chosen[0]) printf("# resume = auto: no usable checkpoint in %s, starting fresh\n",
+                                   cfg->checkpoint_dir);
+        } else {
+            if (ckpt_read(cfg->checkpoint_resume, &t->model, &st, err, sizeof err) != 0)
+                FAIL_INPUT("[checkpoint] resume = %s: %s", cfg->checkpoint_resume, err);
+            snprintf(chosen, sizeof chosen, "%s", cfg->checkpoint_resume);
+        }
+        ckpt_store_free(list, n);
+        if (chosen[0]) {
+            check_resume_fits(t, &st, chosen);
+            printf("# resumed from %s: epoch %lld, step %lld of the epoch, global step %lld "
+                   "(written by %d rank(s))\n", chosen, (long long)st.epoch + 1,
+                   (long long)st.step_in_epoch, (long long)st.global_step, st.world_size);
+            fflush(stdout);
+            double v[7] = {1, (double)st.epoch, (double)st.step_in_epoch, (double)st.global_step,
+                           st.epoch_loss_sum, st.epoch_correct, st.epoch_count};
+            memcpy(info, v, sizeof v);
+        }
+    }
+    comm_bcast_bytes(info, sizeof info, 0);
+    if (info[0] == 0) return false;
+    struct resnet *m = &t->model;
+    comm_bcast_floats(m->weights, m->param_floats, 0);
+    comm_bcast_floats(m->momentum, m->param_floats, 0);
+    comm_bcast_floats(m->buffer_data, m->buffer_floats, 0);
+    comm_bcast_bytes(&m->num_batches_tracked, sizeof m->num_batches_tracked, 0);
+    t->epoch = (int64_t)info[1];
+    t->step_in_epoch = (int64_t)info[2];
+    t->global_step = (int64_t)info[3];
+    t->epoch_loss_sum = info[4];
+    t->epoch_correct = info[5];
+    t->epoch_count = info[6];
+    return true;
+}
+
 /* ---- the program's loop ------------------------------------------------------------ */
 
 static void print_config(const struct config *cfg)
@@ -167,13 +312,17 @@ static void print_config(const struct config *cfg)
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) printf("#   %s\n", line);
 }
 
-static void print_progress(const struct trainer *t, double started)
+static void print_progress(const struct trainer *t, double started, double images)
 {
-    double images = t->epoch_count * t->comm.world;
     fprintf(stderr, "\repoch %lld step %lld/%lld  loss %.4f  acc %.4f  %.1f img/s   ",
             (long long)t->epoch + 1, (long long)t->step_in_epoch, (long long)t->steps_per_epoch,
-            t->epoch_loss_sum / t->epoch_count, (double)t->epoch_correct / t->epoch_count,
+            t->epoch_loss_sum / t->epoch_count, t->epoch_correct / t->epoch_count,
             images / (timer_now() - started));
+}
+
+static void log_or_fail(int rc, const char *err)
+{
+    if (rc != 0) error_exit(EXIT_CODE_INTERNAL, "%s", err);
 }
 
 int train_run(const struct config *cfg, const struct comm_info *comm)
@@ -181,8 +330,20 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
     const bool leader = comm->rank == 0;
     struct trainer t;
     trainer_init(&t, cfg, comm);
-    const bool progress = leader && cfg->progress && isatty(STDERR_FILENO);
+    trainer_install_signal_handlers();
+
+    char metrics_path[2 * CONFIG_PATH_MAX], err[1024];
+    if (cfg->metrics_path[0])
+        snprintf(metrics_path, sizeof metrics_path, "%s", cfg->metrics_path);
+    else
+        snprintf(metrics_path, sizeof metrics_path, "%s/metrics.h5", cfg->checkpoint_dir);
+    if (leader && ckpt_store_prepare(cfg->checkpoint_dir, err, sizeof err) != 0)
+        FAIL_INPUT("%s", err);
+    const bool resumed = resume_from_checkpoint(&t);
+    struct metrics_log *log = NULL;
     if (leader) {
+        log = metrics_open(metrics_path, resumed, t.global_step, t.epoch, err, sizeof err);
+        if (!log) FAIL_INPUT("%s ([metrics] path)", err);
         print_config(cfg);
         printf("# model ResNet-%d: %zu trainable parameters, %.1f MFLOP per training image at %dx%d\n",
                cfg->depth, t.model.trainable, resnet_flops_per_image(&t.model) / 1e6,
@@ -192,58 +353,98 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                (long long)t.train_set.count, (long long)t.test_set.count, comm->world, t.threads,
                t.global_batch, (long long)t.steps_per_epoch, cfg->sync_bn ? "on" : "off",
                grad_sync_buckets(t.grad_sync), cfg->overlap ? "on" : "off");
+        printf("# checkpoints in %s, metrics in %s\n", cfg->checkpoint_dir, metrics_path);
         fflush(stdout);
     }
+    const bool progress = leader && cfg->progress && isatty(STDERR_FILENO);
 
     const double run_start = timer_now();
+    int code = EXIT_CODE_OK;
     bool stop = false;
     while (t.epoch < cfg->epochs && !stop) {
         const int64_t epoch = t.epoch;
         const double epoch_start = timer_now();
-        double last_progress = epoch_start;
-        t.epoch_loss_sum = t.epoch_count = 0;
-        t.epoch_correct = 0;
+        double last_progress = epoch_start, images = 0;
         memset(&t.timers, 0, sizeof t.timers);
+        if (t.step_in_epoch == 0) t.epoch_loss_sum = t.epoch_correct = t.epoch_count = 0;
         while (t.epoch == epoch) {
             if (cfg->max_steps && t.global_step >= cfg->max_steps) {
                 stop = true;
                 break;
             }
             trainer_step(&t);
+            images += t.step_count;
+            if (leader) {
+                struct step_record r = {
+                    .step = t.global_step, .epoch = epoch + 1,
+                    .loss = t.step_loss_sum / t.step_count,
+                    .lr = lr_at_step(cfg, t.global_step - 1, t.steps_per_epoch),
+                    .images_per_second = t.step_count / t.step_seconds,
+                    .seconds = t.step_seconds,
+                };
+                log_or_fail(metrics_append_step(log, &r, err, sizeof err), err);
+                if (cfg->checkpoint_every_steps && t.global_step % cfg->checkpoint_every_steps == 0) {
+                    log_or_fail(metrics_flush(log, err, sizeof err), err);
+                    save_checkpoint(&t, "every_steps");
+                }
+            }
+            if (t.stop_requested) {
+                /* Every rank saw the flag in the same allreduce: all stop here. */
+                stop = true;
+                code = EXIT_CODE_PREEMPTED;
+                break;
+            }
             if (progress && timer_now() - last_progress > 1.0) {
                 last_progress = timer_now();
-                print_progress(&t, epoch_start);
+                print_progress(&t, epoch_start, images);
             }
         }
         if (progress) fprintf(stderr, "\r%*s\r", 78, "");
+        if (t.epoch == epoch) break; /* stopped inside the epoch: no evaluation */
+
         const double train_seconds = timer_now() - epoch_start;
-        double sums[3] = {t.epoch_loss_sum, (double)t.epoch_correct, t.epoch_count};
-        comm_allreduce_sum_double(sums, 3);
         double times[7] = {t.timers.data, t.timers.forward, t.timers.backward,
                            t.timers.allreduce_wait, t.timers.bn_sync, t.timers.optimizer,
                            train_seconds};
         comm_allreduce_max_double(times, 7);
-        if (sums[2] == 0) break; /* max_steps reached exactly at an epoch boundary */
-
         struct eval_sums ev = trainer_evaluate(&t);
         const double epoch_seconds = timer_now() - epoch_start;
         if (leader) {
+            struct epoch_record r = {
+                .epoch = epoch + 1,
+                .train_loss = t.epoch_loss_sum / t.epoch_count,
+                .train_acc = t.epoch_correct / t.epoch_count,
+                .test_loss = ev.loss_sum / ev.count, .test_acc = ev.correct / ev.count,
+                .seconds = epoch_seconds, .images_per_second = images / times[6],
+            };
+            log_or_fail(metrics_append_epoch(log, &r, err, sizeof err), err);
             printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
                    "%.1f img/s  %.1f s\n",
-                   (long long)epoch + 1, cfg->epochs, sums[0] / sums[2], sums[1] / sums[2],
-                   ev.loss_sum / ev.count, ev.correct / ev.count, sums[2] / times[6],
-                   epoch_seconds);
+                   (long long)epoch + 1, cfg->epochs, r.train_loss, r.train_acc, r.test_loss,
+                   r.test_acc, r.images_per_second, epoch_seconds);
             printf("  time (s, max over ranks): data %.2f  forward %.2f  backward %.2f  "
                    "allreduce wait %.2f  bn sync %.2f  optimizer %.2f  eval %.2f\n",
                    times[0], times[1], times[2], times[3], times[4], times[5],
                    epoch_seconds - train_seconds);
             fflush(stdout);
+            if (cfg->checkpoint_every_epochs && (epoch + 1) % cfg->checkpoint_every_epochs == 0)
+                save_checkpoint(&t, "every_epochs");
         }
+        t.epoch_loss_sum = t.epoch_correct = t.epoch_count = 0;
     }
     if (leader) {
-        printf("# done: %lld steps in %.1f s\n", (long long)t.global_step, timer_now() - run_start);
+        log_or_fail(metrics_flush(log, err, sizeof err), err);
+        save_checkpoint(&t, code == EXIT_CODE_PREEMPTED ? "preempted" : "end of training");
+        metrics_close(log);
+        if (code == EXIT_CODE_PREEMPTED)
+            printf("# stopped by a signal at global step %lld; exit code %d, resume with "
+                   "[checkpoint] resume = auto\n", (long long)t.global_step, EXIT_CODE_PREEMPTED);
+        else
+            printf("# done: %lld steps, %.1f s\n", (long long)t.global_step, timer_now() - run_start);
         fflush(stdout);
     }
+    /* No rank leaves before rank 0 has the checkpoint on disk. */
+    comm_barrier();
     trainer_free(&t);
-    return EXIT_CODE_OK;
+    return code;
 }

@@ -160,13 +160,13 @@ static void test_shipped_configs(void)
            "train");
     EXPECT(c.sync_bn, "sync_bn");
     EXPECT(strcmp(c.checkpoint_dir, "checkpoints/r18") == 0, "checkpoint_dir %s", c.checkpoint_dir);
-    EXPECT(strcmp(c.metrics_path, "checkpoints/r18/metrics.h5") == 0, "metrics %s", c.metrics_path);
+    EXPECT(strcmp(c.metrics_path, "") == 0, "metrics %s", c.metrics_path);
 
     config_load(&c, "configs/r18-28.ini", 0, NULL);
     EXPECT(c.resize == 0, "resize %d", c.resize);
     EXPECT(c.depth == 18 && c.epochs == 10 && c.batch_size == 256 && c.lr == 0.05, "r18-28 recipe");
     EXPECT(strcmp(c.checkpoint_dir, "checkpoints/r18-28") == 0, "checkpoint_dir %s", c.checkpoint_dir);
-    EXPECT(strcmp(c.metrics_path, "checkpoints/r18-28/metrics.h5") == 0, "metrics %s", c.metrics_path);
+    EXPECT(strcmp(c.metrics_path, "") == 0, "metrics %s", c.metrics_path);
 }
 
 static void test_overrides(void)
@@ -416,7 +416,7 @@ static void test_override_errors(void)
                           "command line override 'dist.overlap=maybe': [dist] overlap: expected true or false");
     expect_override_error("dist.bucketmb=5",
                           "command line override 'dist.bucketmb=5': unknown key [dist] bucketmb "
-                          "(known keys: sync_bn, bucket_mb, overlap)");
+                          "(known keys: sync_bn, bucket_mb, overlap, shard_size)");
     expect_override_error("distr.bucket_mb=5",
                           "command line override 'distr.bucket_mb=5': unknown section [distr] "
                           "(known sections: data, model, train, dist, checkpoint, metrics)");

@@ -5,16 +5,20 @@
  * 1x1/s1/p0 and the im2col path 1x1/s2), 3x3 and 7x7, non-square inputs, a kernel
  * larger than the input, and batches of 1..5. Every shape runs with a column
  * workspace of exactly one sample (one sample per chunk), of two samples plus one
- * float (chunks of two with a remainder) and of twice the whole batch.
+ * float (chunks of two with a remainder) and of twice the whole batch, each with
+ * micro-shards of the whole batch, one sample and two samples. With shards, one call
+ * over the batch must equal separate calls over its shards: y, dx and the double
+ * dw bit for bit, db to double rounding.
  *
  * Backward is checked for L = sum(y * r) with random r: the reference gradients are
  * the adjoint of the naive double convolution, which is itself validated against
  * central finite differences of the double forward. The float op must then match
- * the reference to 1e-4 relative to max(|g|, 1). dw and db must ACCUMULATE onto
- * existing values, dx must be overwritten (its old contents are NaN) or accumulated
- * with accumulate_dx, and dx == NULL must leave dw and db correct. Guard floats after
- * every output catch writes past the end. */
+ * the reference to 1e-4 relative to max(|g|, 1). dw and db (double accumulators)
+ * must ACCUMULATE onto existing values, dx must be overwritten (its old contents are
+ * NaN) or accumulated with accumulate_dx, and dx == NULL must leave dw and db
+ * correct. Guard floats after every output catch writes past the end. */
 #include "conv.h"
+#include "gemm.h"
 #include "rng.h"
 #include "testutil.h"
 
@@ -202,6 +206,65 @@ struct conv_case {
     int cin, cout, k, stride, pad, n, h, w;
 };
 
+/* Copy samples [n0, n0 + nc) of a (c, n, plane) tensor into a (c, nc, plane) one. */
+static void take_samples(const float *src, int c, int n, size_t plane, int n0, int nc, float *dst)
+{
+    for (int ch = 0; ch < c; ch++)
+        memcpy(dst + (size_t)ch * nc * plane, src + ((size_t)ch * n + n0) * plane,
+               sizeof(float) * (size_t)nc * plane);
+}
+
+/* Micro-shards: one call over the whole batch with ws->shard = S must give exactly
+ * what separate calls over each shard of S samples give (y, dx and dw bit for bit,
+ * since dw is summed per shard in double; db to double rounding). */
+static void check_shard_split(const char *tag, const struct conv_shape *s, const float *x,
+                              const float *w, const float *b, const float *r,
+                              const struct conv_workspace *ws, const float *y_whole,
+                              const double *dw_whole, const double *db_whole,
+                              const float *dx_whole)
+{
+    const size_t xplane = (size_t)s->h * s->w, yplane = (size_t)s->ho * s->wo;
+    const size_t nw = (size_t)s->cout * s->cin * s->k * s->k;
+    const int shard = ws->shard;
+    double *dw = alloc_doubles(nw), *db = alloc_doubles((size_t)s->cout);
+    bool y_same = true, dx_same = true;
+    double db_diff = 0.0;
+    for (int n0 = 0; n0 < s->n; n0 += shard) {
+        int nc = s->n - n0 < shard ? s->n - n0 : shard;
+        struct conv_shape part = *s;
+        part.n = nc;
+        float *xs = alloc_floats((size_t)s->cin * nc * xplane);
+        float *rs = alloc_floats((size_t)s->cout * nc * yplane);
+        float *ys = alloc_floats((size_t)s->cout * nc * yplane);
+        float *dxs = alloc_floats((size_t)s->cin * nc * xplane);
+        float *cmp = alloc_floats((size_t)(s->cout > s->cin ? s->cout : s->cin) * nc *
+                                  (xplane > yplane ? xplane : yplane));
+        take_samples(x, s->cin, s->n, xplane, n0, nc, xs);
+        take_samples(r, s->cout, s->n, yplane, n0, nc, rs);
+        conv2d_forward(&part, xs, w, b, ys, ws);
+        take_samples(y_whole, s->cout, s->n, yplane, n0, nc, cmp);
+        y_same &= memcmp(ys, cmp, sizeof(float) * (size_t)s->cout * nc * yplane) == 0;
+        conv2d_backward(&part, xs, w, rs, dw, db, dxs, false, ws);
+        take_samples(dx_whole, s->cin, s->n, xplane, n0, nc, cmp);
+        dx_same &= memcmp(dxs, cmp, sizeof(float) * (size_t)s->cin * nc * xplane) == 0;
+        free(xs);
+        free(rs);
+        free(ys);
+        free(dxs);
+        free(cmp);
+    }
+    for (int c = 0; c < s->cout; c++)
+        db_diff = fmax(db_diff, fabs(db[c] - db_whole[c]) / fmax(fabs(db_whole[c]), 1.0));
+    EXPECT(y_same, "%s shard=%d: y of separate shards differs from the whole batch", tag, shard);
+    EXPECT(dx_same, "%s shard=%d: dx of separate shards differs from the whole batch", tag, shard);
+    EXPECT(memcmp(dw, dw_whole, sizeof(double) * nw) == 0,
+           "%s shard=%d: dw summed over separate shards differs from the whole batch", tag, shard);
+    EXPECT(db_diff < 1e-12, "%s shard=%d: db over separate shards differs by %.3g", tag, shard,
+           db_diff);
+    free(dw);
+    free(db);
+}
+
 static void run_case(const struct conv_case *cc)
 {
     struct conv_shape s;
@@ -235,86 +298,98 @@ static void run_case(const struct conv_case *cc)
     naive_backward(&s, xd, wd, rd, gw, gb, gx);
     validate_reference(tag, &s, xd, wd, bd, rd, gw, gb, gx);
 
-    /* Workspaces: one sample per chunk, two per chunk (+1 float), twice the batch. */
+    /* Column workspaces: one sample per chunk, two per chunk (+1 float), twice the
+     * batch; shards: the whole batch, one sample, two samples (a short last shard
+     * for odd n). */
     size_t spaces[3] = {per_sample, 2 * per_sample + 1, 2 * per_sample * (size_t)s.n};
     int nspaces = pointwise ? 1 : 3;
     if (pointwise) spaces[0] = 0;
+    static const int shards[3] = {0, 1, 2};
 
-    float *y = alloc_floats(ny), *dw = alloc_floats(nw), *db = alloc_floats(nb);
-    float *dx = alloc_floats(nx), *dw0 = alloc_floats(nw), *db0 = alloc_floats(nb);
-    float *dx0 = alloc_floats(nx);
-    double *got = alloc_doubles(nx > nw ? (nx > ny ? nx : ny) : (nw > ny ? nw : ny));
-    double *want = alloc_doubles(nx > nw ? (nx > ny ? nx : ny) : (nw > ny ? nw : ny));
-    for (int sp = 0; sp < nspaces; sp++) {
-        size_t col_floats = spaces[sp];
-        float *col = col_floats ? alloc_floats(col_floats) : NULL;
-        char name[200];
+    float *y = alloc_floats(ny), *dx = alloc_floats(nx), *dx0 = alloc_floats(nx);
+    float *ws_dw = alloc_floats(nw);
+    double *dw = alloc_doubles(nw), *db = alloc_doubles(nb), *dw0 = alloc_doubles(nw);
+    double *db0 = alloc_doubles(nb);
+    size_t big = nx > nw ? (nx > ny ? nx : ny) : (nw > ny ? nw : ny);
+    double *got = alloc_doubles(big), *want = alloc_doubles(big);
+    for (int sp = 0; sp < nspaces; sp++)
+        for (int sh = 0; sh < 3; sh++) {
+            size_t col_floats = spaces[sp];
+            float *col = col_floats ? alloc_floats(col_floats) : NULL;
+            struct conv_workspace ws = {col, col_floats, ws_dw, shards[sh]};
+            char name[200], where[140];
+            snprintf(where, sizeof where, "%s col=%zu shard=%d", tag, col_floats, shards[sh]);
 
-        /* forward, with and without bias */
-        conv2d_forward(&s, x, w, b, y, col, col_floats);
-        to_double(y, got, ny);
-        snprintf(name, sizeof name, "%s col=%zu: y", tag, col_floats);
-        expect_close(name, got, yd, ny, TOL);
-        check_guard(name, y, ny);
-        conv2d_forward(&s, x, w, NULL, y, col, col_floats);
-        to_double(y, got, ny);
-        snprintf(name, sizeof name, "%s col=%zu: y (no bias)", tag, col_floats);
-        expect_close(name, got, yd_nobias, ny, TOL);
-        if (col) check_guard("col", col, col_floats);
+            /* forward, with and without bias */
+            conv2d_forward(&s, x, w, b, y, &ws);
+            to_double(y, got, ny);
+            snprintf(name, sizeof name, "%s: y", where);
+            expect_close(name, got, yd, ny, TOL);
+            check_guard(name, y, ny);
+            conv2d_forward(&s, x, w, NULL, y, &ws);
+            to_double(y, got, ny);
+            snprintf(name, sizeof name, "%s: y (no bias)", where);
+            expect_close(name, got, yd_nobias, ny, TOL);
+            if (col) check_guard("col", col, col_floats);
 
-        /* backward, dx overwritten: dw/db start from random values and accumulate */
-        for (size_t i = 0; i < nw; i++) dw[i] = dw0[i] = (float)urand(-1, 1);
-        for (size_t i = 0; i < nb; i++) db[i] = db0[i] = (float)urand(-1, 1);
-        for (size_t i = 0; i < nx; i++) dx[i] = NAN;
-        conv2d_backward(&s, x, w, r, dw, db, dx, false, col, col_floats);
-        for (size_t i = 0; i < nw; i++) {
-            got[i] = (double)dw[i];
-            want[i] = (double)dw0[i] + gw[i];
+            /* backward, dx overwritten: dw/db start from random values and accumulate */
+            for (size_t i = 0; i < nw; i++) dw[i] = dw0[i] = urand(-1, 1);
+            for (size_t i = 0; i < nb; i++) db[i] = db0[i] = urand(-1, 1);
+            for (size_t i = 0; i < nx; i++) dx[i] = NAN;
+            conv2d_backward(&s, x, w, r, dw, db, dx, false, &ws);
+            for (size_t i = 0; i < nw; i++) {
+                got[i] = dw[i];
+                want[i] = dw0[i] + gw[i];
+            }
+            snprintf(name, sizeof name, "%s: dw (accumulated)", where);
+            expect_close(name, got, want, nw, TOL);
+            check_guard("ws.dw", ws_dw, nw);
+            for (size_t i = 0; i < nb; i++) {
+                got[i] = db[i];
+                want[i] = db0[i] + gb[i];
+            }
+            snprintf(name, sizeof name, "%s: db (accumulated)", where);
+            expect_close(name, got, want, nb, TOL);
+            to_double(dx, got, nx);
+            snprintf(name, sizeof name, "%s: dx (overwritten)", where);
+            expect_close(name, got, gx, nx, TOL);
+            check_guard(name, dx, nx);
+
+            /* the same batch as separate shards */
+            if (shards[sh] > 0 && shards[sh] < s.n) {
+                conv2d_forward(&s, x, w, b, y, &ws);
+                for (size_t i = 0; i < nw; i++) dw[i] = 0.0;
+                for (size_t i = 0; i < nb; i++) db[i] = 0.0;
+                conv2d_backward(&s, x, w, r, dw, db, dx, false, &ws);
+                check_shard_split(where, &s, x, w, b, r, &ws, y, dw, db, dx);
+            }
+
+            /* backward with accumulate_dx: dx starts from random values */
+            for (size_t i = 0; i < nx; i++) dx[i] = dx0[i] = (float)urand(-2, 2);
+            for (size_t i = 0; i < nw; i++) dw[i] = 0.0;
+            for (size_t i = 0; i < nb; i++) db[i] = 0.0;
+            conv2d_backward(&s, x, w, r, dw, db, dx, true, &ws);
+            for (size_t i = 0; i < nx; i++) {
+                got[i] = (double)dx[i];
+                want[i] = (double)dx0[i] + gx[i];
+            }
+            snprintf(name, sizeof name, "%s: dx (accumulate_dx)", where);
+            expect_close(name, got, want, nx, TOL);
+            check_guard(name, dx, nx);
+            snprintf(name, sizeof name, "%s: dw (from zero)", where);
+            expect_close(name, dw, gw, nw, TOL);
+
+            /* backward without an input gradient */
+            for (size_t i = 0; i < nw; i++) dw[i] = 0.0;
+            for (size_t i = 0; i < nb; i++) db[i] = 0.0;
+            conv2d_backward(&s, x, w, r, dw, db, NULL, false, &ws);
+            snprintf(name, sizeof name, "%s: dw (dx NULL)", where);
+            expect_close(name, dw, gw, nw, TOL);
+            snprintf(name, sizeof name, "%s: db (dx NULL)", where);
+            expect_close(name, db, gb, nb, TOL);
+            if (col) check_guard("col", col, col_floats);
+            free(col);
         }
-        snprintf(name, sizeof name, "%s col=%zu: dw (accumulated)", tag, col_floats);
-        expect_close(name, got, want, nw, TOL);
-        check_guard(name, dw, nw);
-        for (size_t i = 0; i < nb; i++) {
-            got[i] = (double)db[i];
-            want[i] = (double)db0[i] + gb[i];
-        }
-        snprintf(name, sizeof name, "%s col=%zu: db (accumulated)", tag, col_floats);
-        expect_close(name, got, want, nb, TOL);
-        check_guard(name, db, nb);
-        to_double(dx, got, nx);
-        snprintf(name, sizeof name, "%s col=%zu: dx (overwritten)", tag, col_floats);
-        expect_close(name, got, gx, nx, TOL);
-        check_guard(name, dx, nx);
-
-        /* backward with accumulate_dx: dx starts from random values */
-        for (size_t i = 0; i < nx; i++) dx[i] = dx0[i] = (float)urand(-2, 2);
-        for (size_t i = 0; i < nw; i++) dw[i] = 0.0f;
-        for (size_t i = 0; i < nb; i++) db[i] = 0.0f;
-        conv2d_backward(&s, x, w, r, dw, db, dx, true, col, col_floats);
-        for (size_t i = 0; i < nx; i++) {
-            got[i] = (double)dx[i];
-            want[i] = (double)dx0[i] + gx[i];
-        }
-        snprintf(name, sizeof name, "%s col=%zu: dx (accumulate_dx)", tag, col_floats);
-        expect_close(name, got, want, nx, TOL);
-        check_guard(name, dx, nx);
-        to_double(dw, got, nw);
-        snprintf(name, sizeof name, "%s col=%zu: dw (from zero)", tag, col_floats);
-        expect_close(name, got, gw, nw, TOL);
-
-        /* backward without an input gradient */
-        for (size_t i = 0; i < nw; i++) dw[i] = 0.0f;
-        for (size_t i = 0; i < nb; i++) db[i] = 0.0f;
-        conv2d_backward(&s, x, w, r, dw, db, NULL, false, col, col_floats);
-        to_double(dw, got, nw);
-        snprintf(name, sizeof name, "%s col=%zu: dw (dx NULL)", tag, col_floats);
-        expect_close(name, got, gw, nw, TOL);
-        to_double(db, got, nb);
-        snprintf(name, sizeof name, "%s col=%zu: db (dx NULL)", tag, col_floats);
-        expect_close(name, got, gb, nb, TOL);
-        if (col) check_guard("col", col, col_floats);
-        free(col);
-    }
     free(got);
     free(want);
     free(x);
@@ -328,6 +403,7 @@ static void run_case(const struct conv_case *cc)
     free(dw0);
     free(db0);
     free(dx0);
+    free(ws_dw);
     free(xd);
     free(wd);
     free(bd);
@@ -344,20 +420,25 @@ static void check_empty_batch(void)
 {
     struct conv_shape s;
     conv_shape_init(&s, 2, 3, 3, 1, 1, 0, 5, 5);
-    float w[54], b[3] = {1, 2, 3}, dw[54], db[3] = {4, 5, 6}, col[2 * 9 * 25];
+    float w[54], b[3] = {1, 2, 3}, col[2 * 9 * 25], ws_dw[54];
+    double dw[54], db[3] = {4, 5, 6};
     float x[1] = {7}, y[1] = {8}, dy[1] = {9};
-    for (int i = 0; i < 54; i++) w[i] = dw[i] = (float)i;
-    conv2d_forward(&s, x, w, b, y, col, sizeof col / sizeof col[0]);
-    conv2d_backward(&s, x, w, dy, dw, db, NULL, false, col, sizeof col / sizeof col[0]);
+    for (int i = 0; i < 54; i++) {
+        w[i] = (float)i;
+        dw[i] = i;
+    }
+    struct conv_workspace ws = {col, sizeof col / sizeof col[0], ws_dw, 0};
+    conv2d_forward(&s, x, w, b, y, &ws);
+    conv2d_backward(&s, x, w, dy, dw, db, NULL, false, &ws);
     EXPECT(y[0] == 8.0f, "n = 0 forward wrote to y");
     int same = 1;
-    for (int i = 0; i < 54; i++) same &= dw[i] == (float)i;
-    EXPECT(same && db[0] == 4.0f && db[1] == 5.0f && db[2] == 6.0f,
-           "n = 0 backward changed dw/db");
+    for (int i = 0; i < 54; i++) same &= dw[i] == i;
+    EXPECT(same && db[0] == 4.0 && db[1] == 5.0 && db[2] == 6.0, "n = 0 backward changed dw/db");
 }
 
 int main(void)
 {
+    gemm_set_threads(1); /* the shard checks compare bit for bit */
     static const struct conv_case cases[] = {
         {3, 4, 3, 1, 1, 2, 7, 5},   /* 3x3/1 pad 1, non-square */
         {2, 3, 3, 2, 1, 3, 9, 8},   /* 3x3/2 pad 1 */

@@ -1,0 +1,166 @@
+/* test_sgd: sgd_init / sgd_step and lr_at_step (sgd.c).
+ *
+ * sgd_step against a hand-written double reference of torch.optim.SGD (dampening 0,
+ * the first step's buffer = g, weight decay added to the gradient, Nesterov
+ * g + momentum * buf) over six steps with changing learning rates, for momentum 0
+ * with and without weight decay, momentum 0.9, and Nesterov with weight decay;
+ * parameters and momentum buffers must match to 1e-5 relative after every step.
+ * lr_at_step: constant, step decay (x0.1 every 2 epochs), cosine (lr at the start,
+ * half way at the middle, near 0 at the end, never increasing), linear warm-up
+ * (lr * (step + 1) / warmup steps, also for a fractional epoch) before constant,
+ * step and cosine schedules. */
+#include "config.h"
+#include "rng.h"
+#include "sgd.h"
+#include "testutil.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define N 37
+#define STEPS 6
+
+static uint64_t rand_counter;
+
+static double urand(double lo, double hi)
+{
+    return lo + (hi - lo) * rng_uniform(0x56dull, 8, rand_counter++);
+}
+
+static void check_sgd(const char *tag, double momentum, double weight_decay, bool nesterov)
+{
+    struct config cfg;
+    config_defaults(&cfg);
+    cfg.momentum = momentum;
+    cfg.weight_decay = weight_decay;
+    cfg.nesterov = nesterov;
+    struct sgd opt;
+    sgd_init(&opt, &cfg);
+    EXPECT(opt.momentum == momentum && opt.weight_decay == weight_decay &&
+               (opt.nesterov != 0) == nesterov,
+           "%s: sgd_init copied momentum %g, weight_decay %g, nesterov %d", tag, opt.momentum,
+           opt.weight_decay, opt.nesterov);
+
+    float p[N], buf[N];
+    double g[N];
+    double pd[N], bufd[N], got[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = (float)urand(-1, 1);
+        pd[i] = (double)p[i];
+        buf[i] = 0.0f;
+        bufd[i] = 0.0;
+    }
+    static const float lrs[STEPS] = {0.1f, 0.1f, 0.05f, 0.2f, 0.01f, 0.1f};
+    for (int t = 0; t < STEPS; t++) {
+        for (int i = 0; i < N; i++) g[i] = urand(-1, 1);
+        sgd_step(&opt, lrs[t], N, p, g, buf);
+        /* torch.optim.SGD.step() for one parameter, in double */
+        for (int i = 0; i < N; i++) {
+            double d = g[i];
+            if (weight_decay != 0) d += weight_decay * pd[i];
+            if (momentum != 0) {
+                bufd[i] = t == 0 ? d : momentum * bufd[i] + d;
+                d = nesterov ? d + momentum * bufd[i] : bufd[i];
+            }
+            pd[i] -= (double)lrs[t] * d;
+        }
+        char name[128];
+        for (int i = 0; i < N; i++) got[i] = (double)p[i];
+        snprintf(name, sizeof name, "%s: params after step %d", tag, t + 1);
+        expect_close(name, got, pd, N, 1e-5);
+        if (momentum != 0) {
+            for (int i = 0; i < N; i++) got[i] = (double)buf[i];
+            snprintf(name, sizeof name, "%s: momentum buffer after step %d", tag, t + 1);
+            expect_close(name, got, bufd, N, 1e-5);
+        }
+    }
+}
+
+static void expect_lr(const char *tag, const struct config *cfg, int64_t step, int64_t spe,
+                      double want)
+{
+    double got = lr_at_step(cfg, step, spe);
+    char name[128];
+    snprintf(name, sizeof name, "%s: lr at step %lld", tag, (long long)step);
+    expect_close(name, &got, &want, 1, 1e-12);
+}
+
+static void check_schedules(void)
+{
+    const double pi = 3.14159265358979323846;
+    struct config cfg;
+    config_defaults(&cfg);
+    cfg.lr = 0.1;
+
+    cfg.schedule = LR_SCHEDULE_CONSTANT;
+    expect_lr("constant", &cfg, 0, 10, 0.1);
+    expect_lr("constant", &cfg, 5, 10, 0.1);
+    expect_lr("constant", &cfg, 12345, 10, 0.1);
+
+    cfg.schedule = LR_SCHEDULE_STEP;
+    cfg.lr_step_epochs = 2;
+    cfg.lr_gamma = 0.1;
+    expect_lr("step", &cfg, 0, 10, 0.1);
+    expect_lr("step", &cfg, 19, 10, 0.1);
+    expect_lr("step", &cfg, 20, 10, 0.01);
+    expect_lr("step", &cfg, 39, 10, 0.01);
+    expect_lr("step", &cfg, 40, 10, 0.001);
+    expect_lr("step", &cfg, 45, 10, 0.001);
+
+    cfg.schedule = LR_SCHEDULE_COSINE;
+    cfg.epochs = 5;
+    expect_lr("cosine", &cfg, 0, 10, 0.1);
+    expect_lr("cosine", &cfg, 25, 10, 0.05);
+    double prev = INFINITY;
+    int monotone = 1;
+    for (int64_t s = 0; s < 50; s++) {
+        double lr = lr_at_step(&cfg, s, 10);
+        double want = 0.5 * 0.1 * (1 + cos(pi * (double)s / 50.0));
+        char name[64];
+        snprintf(name, sizeof name, "cosine: lr at step %lld", (long long)s);
+        expect_close(name, &lr, &want, 1, 1e-12);
+        monotone &= lr <= prev;
+        prev = lr;
+    }
+    EXPECT(monotone, "cosine: the rate increased somewhere");
+    double last = lr_at_step(&cfg, 49, 10);
+    EXPECT(last > 0 && last < 1e-3 * 0.1, "cosine: last rate %g is not near 0", last);
+
+    /* Warm-up: one epoch of 10 steps, linear from lr/10 to lr. */
+    cfg.warmup_epochs = 1;
+    cfg.schedule = LR_SCHEDULE_CONSTANT;
+    for (int64_t s = 0; s < 10; s++)
+        expect_lr("warmup+constant", &cfg, s, 10, 0.1 * (double)(s + 1) / 10.0);
+    expect_lr("warmup+constant", &cfg, 10, 10, 0.1);
+    expect_lr("warmup+constant", &cfg, 99, 10, 0.1);
+
+    cfg.schedule = LR_SCHEDULE_STEP;
+    expect_lr("warmup+step", &cfg, 3, 10, 0.04);
+    expect_lr("warmup+step", &cfg, 10, 10, 0.1);
+    expect_lr("warmup+step", &cfg, 20, 10, 0.01);
+
+    cfg.schedule = LR_SCHEDULE_COSINE;
+    expect_lr("warmup+cosine", &cfg, 4, 10, 0.05);
+    expect_lr("warmup+cosine", &cfg, 10, 10, 0.1); /* cosine starts after the warm-up */
+    expect_lr("warmup+cosine", &cfg, 30, 10, 0.05);
+    last = lr_at_step(&cfg, 49, 10);
+    EXPECT(last > 0 && last < 2e-3 * 0.1, "warmup+cosine: last rate %g is not near 0", last);
+
+    cfg.schedule = LR_SCHEDULE_CONSTANT;
+    cfg.warmup_epochs = 0.5; /* 5 steps */
+    expect_lr("half-epoch warmup", &cfg, 0, 10, 0.02);
+    expect_lr("half-epoch warmup", &cfg, 4, 10, 0.1);
+    expect_lr("half-epoch warmup", &cfg, 5, 10, 0.1);
+}
+
+int main(void)
+{
+    check_sgd("plain", 0.0, 0.0, false);
+    check_sgd("weight decay", 0.0, 1e-2, false);
+    check_sgd("momentum 0.9", 0.9, 0.0, false);
+    check_sgd("momentum 0.9 + weight decay", 0.9, 5e-4, false);
+    check_sgd("nesterov 0.9 + weight decay", 0.9, 1e-2, true);
+    check_schedules();
+    return test_summary("test_sgd");
+}
