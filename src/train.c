@@ -320,6 +320,21 @@ static void print_progress(const struct trainer *t, double started, double image
             images / (timer_now() - started));
 }
 
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of this run's per-step images/s after the first `warmup` steps. */
+static double median_rate(double *rates, int64_t n, int64_t warmup)
+{
+    if (n <= warmup) warmup = 0;
+    if (n == 0) return 0;
+    qsort(rates + warmup, (size_t)(n - warmup), sizeof *rates, compare_doubles);
+    return rates[warmup + (n - warmup) / 2];
+}
+
 static void log_or_fail(int rc, const char *err)
 {
     if (rc != 0) error_exit(EXIT_CODE_INTERNAL, "%s", err);
@@ -359,6 +374,8 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
     const bool progress = leader && cfg->progress && isatty(STDERR_FILENO);
 
     const double run_start = timer_now();
+    int64_t run_steps = 0, rate_cap = 1024;
+    double *rates = xcalloc((size_t)rate_cap, sizeof *rates); /* images/s of each step */
     int code = EXIT_CODE_OK;
     bool stop = false;
     while (t.epoch < cfg->epochs && !stop) {
@@ -374,6 +391,12 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
             }
             trainer_step(&t);
             images += t.step_count;
+            if (run_steps == rate_cap) {
+                rate_cap *= 2;
+                rates = realloc(rates, sizeof *rates * (size_t)rate_cap);
+                CHECK(rates, "out of memory");
+            }
+            rates[run_steps++] = t.step_count / t.step_seconds;
             if (leader) {
                 struct step_record r = {
                     .step = t.global_step, .epoch = epoch + 1,
@@ -400,7 +423,15 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
             }
         }
         if (progress) fprintf(stderr, "\r%*s\r", 78, "");
-        if (t.epoch == epoch) break; /* stopped inside the epoch: no evaluation */
+        if (t.epoch == epoch) { /* stopped inside the epoch: report it, no evaluation */
+            if (leader && t.epoch_count > 0)
+                printf("epoch %lld/%d stopped at step %lld/%lld  train loss %.4f  train acc %.4f  "
+                       "%.1f img/s  %.1f s\n", (long long)epoch + 1, cfg->epochs,
+                       (long long)t.step_in_epoch, (long long)t.steps_per_epoch,
+                       t.epoch_loss_sum / t.epoch_count, t.epoch_correct / t.epoch_count,
+                       images / (timer_now() - epoch_start), timer_now() - epoch_start);
+            break;
+        }
 
         const double train_seconds = timer_now() - epoch_start;
         double times[7] = {t.timers.data, t.timers.forward, t.timers.backward,
@@ -441,8 +472,12 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                    "[checkpoint] resume = auto\n", (long long)t.global_step, EXIT_CODE_PREEMPTED);
         else
             printf("# done: %lld steps, %.1f s\n", (long long)t.global_step, timer_now() - run_start);
+        printf("# throughput: median %.1f img/s per step over %lld steps of this run "
+               "(first 3 excluded as warm-up)\n", median_rate(rates, run_steps, 3),
+               (long long)(run_steps > 3 ? run_steps - 3 : run_steps));
         fflush(stdout);
     }
+    free(rates);
     /* No rank leaves before rank 0 has the checkpoint on disk. */
     comm_barrier();
     trainer_free(&t);
