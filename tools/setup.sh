@@ -9,7 +9,7 @@ packages=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin          # MPI
   libopenblas-dev libopenblas-openmp-dev  # BLAS (the OpenMP build is the one linked)
-  libhdf5-dev                         # checkpoints and metrics
+  libhdf5-dev hdf5-tools              # checkpoints and metrics (h5dump for tests)
   zlib1g-dev                          # .gz IDX files
   libinih-dev                         # INI config parser
   dataset-fashion-mnist               # the data set, /usr/share/datasets/fashion-mnist
