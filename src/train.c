@@ -430,6 +430,13 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                        (long long)t.step_in_epoch, (long long)t.steps_per_epoch,
                        t.epoch_loss_sum / t.epoch_count, t.epoch_correct / t.epoch_count,
                        images / (timer_now() - epoch_start), timer_now() - epoch_start);
+            double times[6] = {t.timers.data, t.timers.forward, t.timers.backward,
+                               t.timers.allreduce_wait, t.timers.bn_sync, t.timers.optimizer};
+            comm_allreduce_max_double(times, 6);
+            if (leader)
+                printf("  time (s, max over ranks): data %.2f  forward %.2f  backward %.2f  "
+                       "allreduce wait %.2f  bn sync %.2f  optimizer %.2f\n",
+                       times[0], times[1], times[2], times[3], times[4], times[5]);
             break;
         }
 
