@@ -50,4 +50,14 @@ void grad_sync_free(struct grad_sync *gs);
 
 double comm_wtime(void);
 
+/* ---- hang guard ------------------------------------------------------------------
+ * Like PyTorch's NCCL watchdog: a thread checks every second whether this rank has
+ * been inside one collective for more than timeout_seconds; if so it prints which
+ * collective, in which phase and at which step, and ends the process, so mpirun or
+ * srun take the whole job down instead of leaving it blocked. For one rank, or a
+ * timeout of 0, nothing is started. */
+void comm_start_watchdog(double timeout_seconds);
+/* What the program is doing (a static string) and its global step, for the message. */
+void comm_set_phase(const char *phase, long long step);
+
 #endif

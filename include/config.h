@@ -50,6 +50,7 @@ struct config {
     double bucket_mb;
     bool overlap;
     int shard_size;  /* samples per micro-shard; 0 = each rank's slice is one shard */
+    double timeout;  /* seconds a rank may wait in one collective; 0 = no hang guard */
 
     /* [checkpoint] */
     char checkpoint_dir[CONFIG_PATH_MAX];

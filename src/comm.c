@@ -3,11 +3,79 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 
 static int comm_world_size = 1;
+static int comm_rank;
+
+/* ---- hang guard ------------------------------------------------------------------- */
+
+static _Atomic(const char *) guard_op;      /* collective in progress, or NULL */
+static _Atomic(const char *) guard_phase = "start-up";
+static _Atomic long long guard_step;
+static _Atomic double guard_since;
+static double guard_timeout;
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void guard_enter(const char *op)
+{
+    atomic_store(&guard_since, monotonic_seconds());
+    atomic_store(&guard_op, op);
+}
+
+static void guard_leave(void) { atomic_store(&guard_op, NULL); }
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec second = {1, 0};
+        nanosleep(&second, NULL);
+        const char *op = atomic_load(&guard_op);
+        double waited = monotonic_seconds() - atomic_load(&guard_since);
+        if (op && waited > guard_timeout) {
+            /* Only the main thread may call MPI (MPI_THREAD_FUNNELED): end the
+             * process; the launcher then takes the other ranks down. */
+            fprintf(stderr,
+                    "resnet_ddp: error: [rank %d] stuck %.0f s in %s during %s at global step %lld "
+                    "(expected at most [dist] timeout = %.0f s): another rank is dead or hung; "
+                    "aborting the job\n",
+                    comm_rank, waited, op, atomic_load(&guard_phase), atomic_load(&guard_step),
+                    guard_timeout);
+            fflush(stderr);
+            _exit(EXIT_CODE_INTERNAL);
+        }
+    }
+    return NULL;
+}
+
+void comm_start_watchdog(double timeout_seconds)
+{
+    if (comm_world_size == 1 || timeout_seconds <= 0) return;
+    guard_timeout = timeout_seconds;
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, watchdog, NULL) == 0, "cannot start the watchdog thread");
+    pthread_detach(thread);
+}
+
+void comm_set_phase(const char *phase, long long step)
+{
+    atomic_store(&guard_phase, phase);
+    atomic_store(&guard_step, step);
+}
 
 static void abort_all(int code)
 {
@@ -25,6 +93,7 @@ void comm_init(int *argc, char ***argv, struct comm_info *info)
     MPI_Comm_rank(MPI_COMM_WORLD, &info->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &info->world);
     comm_world_size = info->world;
+    comm_rank = info->rank;
 
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, info->rank, MPI_INFO_NULL, &node);
@@ -46,43 +115,56 @@ void comm_finalize(void) { MPI_Finalize(); }
 void comm_bcast_floats(float *buf, size_t n, int root)
 {
     if (comm_world_size == 1) return;
+    guard_enter("MPI_Bcast");
     for (size_t off = 0; off < n; off += CHUNK)
         MPI_Bcast(buf + off, (int)(n - off < CHUNK ? n - off : CHUNK), MPI_FLOAT, root, MPI_COMM_WORLD);
+    guard_leave();
 }
 
 void comm_bcast_bytes(void *buf, size_t n, int root)
 {
     if (comm_world_size == 1) return;
+    guard_enter("MPI_Bcast");
     for (size_t off = 0; off < n; off += CHUNK)
         MPI_Bcast((char *)buf + off, (int)(n - off < CHUNK ? n - off : CHUNK), MPI_BYTE, root,
                   MPI_COMM_WORLD);
+    guard_leave();
 }
 
 void comm_allreduce_sum_double(double *buf, size_t n)
 {
     if (comm_world_size == 1) return;
+    guard_enter("MPI_Allreduce");
     for (size_t off = 0; off < n; off += CHUNK)
         MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)(n - off < CHUNK ? n - off : CHUNK),
                       MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    guard_leave();
 }
 
 void comm_allreduce_sum_float(float *buf, size_t n)
 {
     if (comm_world_size == 1) return;
+    guard_enter("MPI_Allreduce");
     for (size_t off = 0; off < n; off += CHUNK)
         MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)(n - off < CHUNK ? n - off : CHUNK),
                       MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    guard_leave();
 }
 
 void comm_allreduce_max_double(double *buf, size_t n)
 {
     if (comm_world_size == 1) return;
+    guard_enter("MPI_Allreduce");
     MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    guard_leave();
 }
 
 void comm_barrier(void)
 {
-    if (comm_world_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (comm_world_size == 1) return;
+    guard_enter("MPI_Barrier");
+    MPI_Barrier(MPI_COMM_WORLD);
+    guard_leave();
 }
 
 static void world_sum(void *ctx, double *buf, size_t n)
@@ -156,7 +238,9 @@ double grad_sync_finish(struct grad_sync *gs)
         return MPI_Wtime() - t0;
     }
     while (gs->started < gs->nbuckets) start_bucket(gs, gs->started++);
+    guard_enter("MPI_Waitall (gradient buckets)");
     MPI_Waitall(gs->nbuckets, gs->requests, MPI_STATUSES_IGNORE);
+    guard_leave();
     return MPI_Wtime() - t0;
 }
 

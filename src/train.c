@@ -60,6 +60,8 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
         FAIL_INPUT("[train] batch_size = %d is smaller than the %d ranks: expected at least "
                    "one sample per rank", cfg->batch_size, comm->world);
     t->image_size = cfg->resize ? cfg->resize : t->train_set.rows;
+    comm_start_watchdog(cfg->timeout);
+    comm_set_phase("start-up", 0);
 
     /* An uneven split is allowed (ranks differ by one sample): the loss is scaled by
      * the global batch, so summed gradients are the global mean whatever the split. */
@@ -104,6 +106,7 @@ double trainer_step(struct trainer *t)
 {
     struct resnet *m = &t->model;
     double t0 = timer_now();
+    comm_set_phase("a training step", (long long)t->global_step + 1);
     int n = sampler_rank_shards(&t->order, t->epoch, t->step_in_epoch, t->comm.rank,
                                 t->comm.world, t->cfg->shard_size, t->indices);
     int g = sampler_global_count(&t->order, t->step_in_epoch);
@@ -157,6 +160,7 @@ double trainer_step(struct trainer *t)
 struct eval_sums trainer_evaluate(struct trainer *t)
 {
     struct sampler order;
+    comm_set_phase("evaluation", (long long)t->global_step);
     sampler_init(&order, t->test_set.count, t->eval_batch * t->comm.world, 0, false);
     double loss = 0.0, count = 0.0;
     int64_t correct = 0;
@@ -486,6 +490,7 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
     }
     free(rates);
     /* No rank leaves before rank 0 has the checkpoint on disk. */
+    comm_set_phase("the final checkpoint", (long long)t.global_step);
     comm_barrier();
     trainer_free(&t);
     return code;

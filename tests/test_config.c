@@ -416,7 +416,7 @@ static void test_override_errors(void)
                           "command line override 'dist.overlap=maybe': [dist] overlap: expected true or false");
     expect_override_error("dist.bucketmb=5",
                           "command line override 'dist.bucketmb=5': unknown key [dist] bucketmb "
-                          "(known keys: sync_bn, bucket_mb, overlap, shard_size)");
+                          "(known keys: sync_bn, bucket_mb, overlap, timeout, shard_size)");
     expect_override_error("distr.bucket_mb=5",
                           "command line override 'distr.bucket_mb=5': unknown section [distr] "
                           "(known sections: data, model, train, dist, checkpoint, metrics)");

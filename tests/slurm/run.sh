@@ -30,8 +30,8 @@ if [ ${#need[@]} -gt 0 ]; then
   command -v apt-get > /dev/null || skip "SLURM is not installed and there is no apt-get (${need[*]})"
   echo "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  install() { apt-get install -y --no-install-recommends "${need[@]}" > /tmp/slurm-test-apt.log 2>&1; }
-  install || { apt-get update > /dev/null 2>&1 && install; } ||
+  apt_install() { apt-get install -y --no-install-recommends "${need[@]}" > /tmp/slurm-test-apt.log 2>&1; }
+  apt_install || { apt-get update > /dev/null 2>&1 && apt_install; } ||
     skip "could not install ${need[*]} (see /tmp/slurm-test-apt.log)"
 fi
 command -v runuser > /dev/null || skip "runuser is missing (util-linux)"
@@ -192,7 +192,8 @@ preempt() {
   sleep 2
   scancel "$@" "$j"
 }
-final_ckpt() { find "$T/runs/$1" -name 'ckpt-*.h5' | sort | tail -n 1; }
+# final_ckpt J: the newest checkpoint in the job's run directory.
+final_ckpt() { find "$T/runs/$(job_field "$1" JobName)-$1" -name 'ckpt-*.h5' | sort | tail -n 1; }
 # resumed_equal J: (b) and (d): stopped by the signal, requeued once, resumed, equal to (a).
 resumed_equal() {
   local j=$1 what=$2 out
@@ -205,7 +206,7 @@ resumed_equal() {
   else
     fail "$what: expected exit 4, a requeue, restart 1, a resume and exit 0"; show_out "$j" 40
   fi
-  if [ -n "$REF" ] && "$CMP" "$REF" "$(final_ckpt "*-$j")" > "$T/cmp.out" 2>&1; then
+  if [ -n "$REF" ] && "$CMP" "$REF" "$(final_ckpt "$j")" > "$T/cmp.out" 2>&1; then
     ok "$what: final checkpoint equals the uninterrupted run's bit for bit"
   else
     fail "$what: final checkpoint differs from (a)'s"; sed 's/^/    /' "$T/cmp.out"
@@ -216,7 +217,7 @@ resumed_equal() {
 t0=$SECONDS
 JA=$(submit full -- "${TRAIN[@]}")
 run_to_end "$JA" || true
-REF=$(final_ckpt "full-$JA")
+REF=$(final_ckpt "$JA")
 OUT=$(out_of "$JA")
 if [ "$(job_field "$JA" ExitCode)" = 0:0 ] && [ -n "$REF" ] && [ -s "$T/runs/full-$JA/metrics.h5" ] &&
    grep -q '2 rank(s) x 1 thread(s)' "$OUT" && grep -q '# done: 189 steps' "$OUT" &&
