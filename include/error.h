@@ -24,6 +24,9 @@ void error_set_abort_hook(error_abort_hook hook);
 /* Rank shown in internal-error messages; -1 (the default) shows none. */
 void error_set_rank(int rank);
 
+/* Print "resnet_ddp: error: <message>" without stopping (for an exit all ranks agreed on). */
+void error_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Print "resnet_ddp: error: <message>" and stop with `code`. */
 _Noreturn void error_exit(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void error_internal(const char *file, int line, const char *fmt, ...)

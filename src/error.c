@@ -40,6 +40,17 @@ void error_exit(int code, const char *fmt, ...)
     stop(code);
 }
 
+void error_report(const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
+    fflush(stderr);
+}
+
 void error_internal(const char *file, int line, const char *fmt, ...)
 {
     char msg[2048];

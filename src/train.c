@@ -102,6 +102,31 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
                                     cfg->overlap);
 }
 
+static bool all_finite(const float *v, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(v[j])) return false;
+    return true;
+}
+
+/* Name of the first parameter (forward order), then momentum buffer, then BN buffer
+ * holding a NaN or Inf, or NULL: what a checkpoint would refuse to hold. */
+static const char *first_nonfinite(const struct resnet *m)
+{
+    static char name[2 * RESNET_NAME_MAX];
+    for (int i = 0; i < m->nparams; i++)
+        if (!all_finite(m->weights + m->params[i].offset, m->params[i].count)) return m->params[i].name;
+    for (int i = 0; i < m->nparams; i++)
+        if (!all_finite(m->momentum + m->params[i].offset, m->params[i].count)) {
+            snprintf(name, sizeof name, "momentum of %s", m->params[i].name);
+            return name;
+        }
+    for (int i = 0; i < m->nbuffers; i++)
+        if (!all_finite(m->buffer_data + m->buffers[i].offset, m->buffers[i].count))
+            return m->buffers[i].name;
+    return NULL;
+}
+
 double trainer_step(struct trainer *t)
 {
     struct resnet *m = &t->model;
@@ -150,10 +175,19 @@ double trainer_step(struct trainer *t)
         t->step_in_epoch = 0;
         t->epoch++;
     }
-    if (!isfinite(loss))
-        error_exit(EXIT_CODE_DIVERGED,
-                   "training diverged: loss is %g at global step %lld (rank %d); lower [train] lr",
-                   loss, (long long)t->global_step, t->comm.rank);
+    if (!isfinite(t->step_loss_sum)) {
+        /* Every rank sees the same global sum: all stop here, rank 0 explains. */
+        if (t->comm.rank == 0) {
+            const char *bad = first_nonfinite(m);
+            error_report("training diverged: the loss is %g at global step %lld (epoch %lld); %s%s; "
+                         "expected finite values: lower [train] lr (the last checkpoint is kept)",
+                         t->step_loss_sum, (long long)t->global_step, (long long)t->epoch + 1,
+                         bad ? "first tensor with a non-finite value: " : "all parameters were "
+                         "finite before this step, the forward pass overflowed", bad ? bad : "");
+        }
+        comm_finalize();
+        exit(EXIT_CODE_DIVERGED);
+    }
     return loss;
 }
 
@@ -213,6 +247,11 @@ static void save_checkpoint(const struct trainer *t, const char *why)
     char path[CONFIG_PATH_MAX + 64], err[1024];
     ckpt_store_path(cfg->checkpoint_dir, t->global_step, path, sizeof path);
     if (access(path, F_OK) == 0) return; /* this very state is saved already */
+    const char *bad = first_nonfinite(&t->model);
+    if (bad)
+        error_exit(EXIT_CODE_DIVERGED, "training diverged: %s is not finite after global step "
+                   "%lld; not writing a checkpoint (the last one is kept); expected finite values: "
+                   "lower [train] lr", bad, (long long)t->global_step);
     struct ckpt_state st;
     fill_ckpt_state(t, &st);
     double t0 = timer_now();
