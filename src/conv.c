@@ -37,6 +37,18 @@ size_t conv2d_col_floats(const struct conv_shape *s)
 
 /* ---- im2col / col2im over a chunk of samples [n0, n0 + nc) ---------------- */
 
+/* Output columns [lo, hi) whose input column ox*stride - pad + kx lies inside [0, w). */
+static void valid_range(int kx, int stride, int pad, int w, int wo, int *lo, int *hi)
+{
+    int first = pad - kx; /* smallest ox*stride with a valid input column */
+    int l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int last = w - 1 + pad - kx; /* largest ox*stride with a valid input column */
+    int h = last < 0 ? 0 : last / stride + 1;
+    *lo = l < wo ? l : wo;
+    *hi = h < wo ? h : wo;
+    if (*hi < *lo) *hi = *lo;
+}
+
 /* col (cin*k*k, nc*ho*wo): row (ci, ky, kx), column (sample, oy, ox). */
 static void im2col(const struct conv_shape *s, const float *x, int n0, int nc, float *col)
 {
@@ -47,6 +59,9 @@ static void im2col(const struct conv_shape *s, const float *x, int n0, int nc, f
         for (int ky = 0; ky < s->k; ky++)
             for (int kx = 0; kx < s->k; kx++) {
                 float *row = col + ((size_t)(ci * s->k + ky) * s->k + kx) * cols;
+                int lo, hi;
+                valid_range(kx, s->stride, s->pad, s->w, s->wo, &lo, &hi);
+                const int x0 = lo * s->stride - s->pad + kx;
                 for (int n = 0; n < nc; n++) {
                     const float *xp = x + ((size_t)ci * s->n + n0 + n) * plane;
                     float *out = row + n * hw_out;
@@ -57,17 +72,21 @@ static void im2col(const struct conv_shape *s, const float *x, int n0, int nc, f
                             memset(o, 0, sizeof(float) * s->wo);
                             continue;
                         }
-                        const float *xr = xp + (size_t)iy * s->w;
-                        for (int ox = 0; ox < s->wo; ox++) {
-                            int ix = ox * s->stride - s->pad + kx;
-                            o[ox] = (ix >= 0 && ix < s->w) ? xr[ix] : 0.0f;
-                        }
+                        for (int ox = 0; ox < lo; ox++) o[ox] = 0.0f;
+                        for (int ox = hi; ox < s->wo; ox++) o[ox] = 0.0f;
+                        if (hi == lo) continue;
+                        const float *xr = xp + (size_t)iy * s->w + x0;
+                        if (s->stride == 1)
+                            memcpy(o + lo, xr, sizeof(float) * (size_t)(hi - lo));
+                        else
+                            for (int ox = lo; ox < hi; ox++) o[ox] = xr[(ox - lo) * s->stride];
                     }
                 }
             }
 }
 
-/* dx[chunk] += scatter of col (the adjoint of im2col). */
+/* dx[chunk] += scatter of col (the adjoint of im2col). Each dx element receives its
+ * taps in the fixed order (ky, kx, oy, ox), so results do not depend on threads. */
 static void col2im_add(const struct conv_shape *s, const float *col, int n0, int nc, float *dx)
 {
     const size_t plane = (size_t)s->h * s->w, hw_out = (size_t)s->ho * s->wo;
@@ -78,18 +97,21 @@ static void col2im_add(const struct conv_shape *s, const float *col, int n0, int
         for (int ky = 0; ky < s->k; ky++)
             for (int kx = 0; kx < s->k; kx++) {
                 const float *row = col + ((size_t)(ci * s->k + ky) * s->k + kx) * cols;
+                int lo, hi;
+                valid_range(kx, s->stride, s->pad, s->w, s->wo, &lo, &hi);
+                const int x0 = lo * s->stride - s->pad + kx;
                 for (int n = 0; n < nc; n++) {
                     float *dp = dx + ((size_t)ci * s->n + n0 + n) * plane;
                     const float *in = row + n * hw_out;
                     for (int oy = 0; oy < s->ho; oy++) {
                         int iy = oy * s->stride - s->pad + ky;
-                        if (iy < 0 || iy >= s->h) continue;
-                        float *dr = dp + (size_t)iy * s->w;
+                        if (iy < 0 || iy >= s->h || hi == lo) continue;
+                        float *dr = dp + (size_t)iy * s->w + x0;
                         const float *ir = in + (size_t)oy * s->wo;
-                        for (int ox = 0; ox < s->wo; ox++) {
-                            int ix = ox * s->stride - s->pad + kx;
-                            if (ix >= 0 && ix < s->w) dr[ix] += ir[ox];
-                        }
+                        if (s->stride == 1)
+                            for (int ox = lo; ox < hi; ox++) dr[ox - lo] += ir[ox];
+                        else
+                            for (int ox = lo; ox < hi; ox++) dr[(ox - lo) * s->stride] += ir[ox];
                     }
                 }
             }
