@@ -404,9 +404,12 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
         log = metrics_open(metrics_path, resumed, t.global_step, t.epoch, err, sizeof err);
         if (!log) FAIL_INPUT("%s ([metrics] path)", err);
         print_config(cfg);
-        printf("# model ResNet-%d: %zu trainable parameters, %.1f MFLOP per training image at %dx%d\n",
+        printf("# model ResNet-%d: %zu trainable parameters, %.1f MFLOP per training image at %dx%d; "
+               "memory: %.0f MiB activations (batch %d per rank), %.0f MiB parameters + "
+               "gradients + momentum\n",
                cfg->depth, t.model.trainable, resnet_flops_per_image(&t.model) / 1e6,
-               t.image_size, t.image_size);
+               t.image_size, t.image_size, (double)t.model.arena.size / 1048576.0,
+               t.model.spec.max_batch, (double)t.model.param_floats * 16.0 / 1048576.0);
         printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); global batch "
                "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s\n",
                (long long)t.train_set.count, (long long)t.test_set.count, comm->world, t.threads,
