@@ -150,7 +150,7 @@ ok() { echo "ok: $*"; PASSES=$((PASSES + 1)); }
 fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 out_of() { echo "$T/out/$1.out"; }
 show_out() { sed 's/^/    /' "$(out_of "$1")" | grep -v '^    #   ' | tail -n "${2:-25}"; }
-# Long enough (189 steps) that a signal sent once it logs lands mid-training.
+# 3 epochs of 63 steps: preempt() signals after the first.
 TRAIN=(configs/r18-28.ini data.train_limit=4000 data.test_limit=200 model.width=8
        train.batch_size=64 train.epochs=3)
 
@@ -181,15 +181,14 @@ run_to_end() {
   echo "    job $1 ($(job_field "$1" JobName)) ended after $((SECONDS - t0)) s: $(job_field "$1" JobState)," \
        "exit code $(job_field "$1" ExitCode), $(job_field "$1" Restarts) restart(s)"
 }
-# preempt J SCANCEL-ARGS...: once the job has logged steps, signal it.
+# preempt J SCANCEL-ARGS...: signal the job once it has logged its first epoch (of 3),
+# so that the signal lands mid-training however fast the machine is.
 preempt() {
-  local j=$1 dir
+  local j=$1
   shift
-  dir=$T/runs/$(job_field "$j" JobName)-$j
   wait_for "$j" RUNNING 300 || { fail "job $j never started"; return 1; }
-  for _ in $(seq 600); do [ -s "$dir/metrics.h5" ] && break; sleep 0.2; done
-  [ -s "$dir/metrics.h5" ] || { fail "job $j: no $dir/metrics.h5 after 120 s"; return 1; }
-  sleep 2
+  for _ in $(seq 1500); do grep -q '^epoch 1/3 ' "$(out_of "$j")" && break; sleep 0.2; done
+  grep -q '^epoch 1/3 ' "$(out_of "$j")" || { fail "job $j: no epoch logged after 300 s"; show_out "$j"; return 1; }
   scancel "$@" "$j"
 }
 # final_ckpt J: the newest checkpoint in the job's run directory.
