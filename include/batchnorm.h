@@ -35,6 +35,12 @@ void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
                             const float *beta, const float *running_mean,
                             const float *running_var, float *y);
 
+/* dy (c, m) *= [BN output > 0]: the mask of a ReLU that followed a training-mode BN,
+ * recomputed from the BN input x with the same arithmetic as the forward pass, so the
+ * BN output itself need not be kept for backward. */
+void batchnorm_relu_mask(int c, size_t m, const float *x, const float *gamma, const float *beta,
+                         const struct bn_saved *saved, float *dy);
+
 /* dx (c, m) = dL/dx; dgamma, dbeta += this rank's share of dL/dgamma, dL/dbeta
  * (gradients are summed over ranks later, like every other parameter). dx may alias dy.
  * work: (2c) doubles. */

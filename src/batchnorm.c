@@ -64,6 +64,19 @@ void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
     }
 }
 
+void batchnorm_relu_mask(int c, size_t m, const float *x, const float *gamma, const float *beta,
+                         const struct bn_saved *saved, float *dy)
+{
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float scale = gamma[ch] * saved->invstd[ch], shift = beta[ch] - saved->mean[ch] * scale;
+        const float *row = x + (size_t)ch * m;
+        float *g = dy + (size_t)ch * m;
+        for (size_t i = 0; i < m; i++)
+            if (!(row[i] * scale + shift > 0.0f)) g[i] = 0.0f;
+    }
+}
+
 void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const float *gamma,
                         const struct bn_saved *saved, float *dx, double *dgamma, double *dbeta,
                         const struct reducer *red, double *work)

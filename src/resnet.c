@@ -173,8 +173,10 @@ static void plan_activations(struct resnet *m, struct arena *a)
         if (c_ > max_act) max_act = c_;                                           \
     } while (0)
     TAKE(m->input, float, (size_t)m->spec.in_channels * n * S * S);
-    TAKE_ACT(m->stem_a, stem_out);
-    TAKE_ACT(m->stem_h, stem_out);
+    /* The stem's two tensors are the largest; they are not counted in max_act because
+     * the stem's backward works inside stem_h (see resnet_backward). */
+    TAKE(m->stem_a, float, stem_out);
+    TAKE(m->stem_h, float, stem_out);
     size_t pooled_act = (size_t)sc->cout * n * m->stem_pool.ho * m->stem_pool.wo;
     TAKE_ACT(m->stem_p, pooled_act);
     TAKE(m->stem_argmax, int32_t, pooled_act);
@@ -485,12 +487,16 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
         ix = old_y;
     }
 
-    /* Stem: max-pool, ReLU, BN, conv (no input gradient needed). */
+    /* Stem: max-pool, ReLU, BN, conv (no input gradient needed). The forward output
+     * stem_h is not needed any more (max-pool backward uses the argmax, the ReLU mask is
+     * recomputed from stem_a), so its memory holds the gradient: no scratch buffer has
+     * to be as large as the stem's output. */
     const struct conv_shape *sc = &m->stem_conv.shape;
     size_t stem_pc = (size_t)n * sc->ho * sc->wo;
-    float *dh = m->grad_buf[ix];
+    float *dh = m->stem_h;
     maxpool_backward(&m->stem_pool, (size_t)sc->cout * n, m->grad_buf[iy], m->stem_argmax, dh);
-    relu_backward((size_t)sc->cout * stem_pc, m->stem_h, dh);
+    batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
+                        PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh);
     bn_bwd(m, &m->stem_bn, stem_pc, m->stem_a, dh, red);
     conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false);
     report_ready(m, m->stem_conv.weight, hook);
