@@ -35,6 +35,11 @@ void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
                             const float *beta, const float *running_mean,
                             const float *running_var, float *y);
 
+/* y (c, m) = relu(BN(x)) with the statistics a training-mode forward saved, computed
+ * exactly as that forward computed it (recomputation for backward). */
+void batchnorm_relu_recompute(int c, size_t m, const float *x, const float *gamma,
+                              const float *beta, const struct bn_saved *saved, float *y);
+
 /* dy (c, m) *= [BN output > 0]: the mask of a ReLU that followed a training-mode BN,
  * recomputed from the BN input x with the same arithmetic as the forward pass, so the
  * BN output itself need not be kept for backward. */

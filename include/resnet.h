@@ -74,20 +74,22 @@ struct bn_layer {
     struct bn_saved saved;
 };
 
-/* conv -> BN (-> ReLU except on the last unit of a block). */
+/* conv -> BN (-> ReLU except on the last unit of a block). Only the BN input is
+ * kept: the BN + ReLU output feeding the next convolution lives in the model's
+ * scratch buffer and is recomputed from `a` in backward (bit-identical, as cheap
+ * as a copy), which saves one activation per unit. */
 struct block_unit {
     struct conv_layer conv;
     struct bn_layer bn;
     float *a; /* (c, n, h, w) conv output = BN input */
-    float *h; /* (c, n, h, w) BN output after ReLU; unused for the last unit */
 };
 
 struct block {
     int nunits;
     struct block_unit units[RESNET_MAX_UNITS];
     bool has_shortcut;
-    struct conv_layer shortcut; /* 1x1, stride of the block */
-    float *s;                   /* (cout, n, ho, wo) shortcut output */
+    struct conv_layer shortcut; /* 1x1, stride of the block; its output is used only in
+                                 * forward, so it lives in the scratch buffer */
     const float *x;             /* (cin, n, h, w) block input (previous output) */
     float *y;                   /* (cout, n, ho, wo) relu(main + shortcut) */
     int cin, cout, h, w, ho, wo;
@@ -132,6 +134,7 @@ struct resnet {
     float *dlogits;   /* (n, num_classes) */
     float *dpooled;   /* (fc_in, n) */
     float *grad_buf[3];   /* activation-gradient scratch, each max_act floats */
+    float *scratch;       /* (max_act) a unit's BN + ReLU output, or a shortcut output */
     size_t max_act;
     struct conv_workspace ws; /* im2col columns and one shard's weight gradient */
     double *bn_work;      /* (2 * max channels + 1) */

@@ -64,6 +64,21 @@ void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,
     }
 }
 
+void batchnorm_relu_recompute(int c, size_t m, const float *x, const float *gamma,
+                              const float *beta, const struct bn_saved *saved, float *y)
+{
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float scale = gamma[ch] * saved->invstd[ch], shift = beta[ch] - saved->mean[ch] * scale;
+        const float *row = x + (size_t)ch * m;
+        float *out = y + (size_t)ch * m;
+        for (size_t i = 0; i < m; i++) {
+            float v = row[i] * scale + shift;
+            out[i] = v > 0.0f ? v : 0.0f;
+        }
+    }
+}
+
 void batchnorm_relu_mask(int c, size_t m, const float *x, const float *gamma, const float *beta,
                          const struct bn_saved *saved, float *dy)
 {

@@ -194,15 +194,12 @@ static void plan_activations(struct resnet *m, struct arena *a)
             const struct conv_shape *s = &un->conv.shape;
             size_t act = (size_t)s->cout * n * s->ho * s->wo;
             TAKE_ACT(un->a, act);
-            if (u + 1 < b->nunits) TAKE_ACT(un->h, act);
             if (s->cout > maxc) maxc = s->cout;
             if (conv2d_col_floats(s) > col) col = conv2d_col_floats(s);
         }
         size_t out = (size_t)b->cout * n * b->ho * b->wo;
-        if (b->has_shortcut) {
-            TAKE_ACT(b->s, out);
-            if (conv2d_col_floats(&b->shortcut.shape) > col) col = conv2d_col_floats(&b->shortcut.shape);
-        }
+        if (b->has_shortcut && conv2d_col_floats(&b->shortcut.shape) > col)
+            col = conv2d_col_floats(&b->shortcut.shape);
         TAKE_ACT(b->y, out);
         x = b->y;
     }
@@ -212,6 +209,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
     TAKE(m->dlogits, float, n * (size_t)m->spec.num_classes);
     m->max_act = max_act;
     for (int i = 0; i < 3; i++) TAKE(m->grad_buf[i], float, max_act);
+    TAKE(m->scratch, float, max_act);
     /* im2col workspace: a budget of samples per chunk, at least one sample, at most
      * the whole batch of the largest layer. */
     size_t budget = m->spec.col_budget_floats ? m->spec.col_budget_floats : (size_t)8 << 20;
@@ -394,14 +392,14 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
             size_t pc = (size_t)n * s->ho * s->wo;
             bool last = u + 1 == b->nunits;
             conv_fwd(m, &un->conv, n, in, un->a);
-            bn_fwd(m, &un->bn, pc, un->a, last ? b->y : un->h, train, red);
-            if (!last) relu_forward((size_t)s->cout * pc, un->h);
-            in = un->h;
+            bn_fwd(m, &un->bn, pc, un->a, last ? b->y : m->scratch, train, red);
+            if (!last) relu_forward((size_t)s->cout * pc, m->scratch);
+            in = m->scratch;
         }
         const float *shortcut = b->x;
         if (b->has_shortcut) {
-            conv_fwd(m, &b->shortcut, n, b->x, b->s);
-            shortcut = b->s;
+            conv_fwd(m, &b->shortcut, n, b->x, m->scratch);
+            shortcut = m->scratch;
         }
         add_relu_forward((size_t)b->cout * n * b->ho * b->wo, b->y, shortcut, b->y);
     }
@@ -473,7 +471,12 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
             if (u == 0) {
                 conv_bwd(m, &un->conv, n, b->x, g, dx, true);
             } else {
-                const float *h_prev = b->units[u - 1].h;
+                /* The previous unit's BN + ReLU output, as forward computed it. */
+                const struct block_unit *prev = &b->units[u - 1];
+                float *h_prev = m->scratch;
+                batchnorm_relu_recompute(prev->bn.c, (size_t)n * s->h * s->w, prev->a,
+                                         PARAM(m, prev->bn.weight), PARAM(m, prev->bn.bias),
+                                         &prev->bn.saved, h_prev);
                 conv_bwd(m, &un->conv, n, h_prev, g, o, false);
                 relu_backward((size_t)s->cin * n * s->h * s->w, h_prev, o);
                 float *tmp = g;

@@ -42,6 +42,7 @@
  * (c) The grad_ready hook reports non-decreasing prefixes that end at param_floats
  *     (the arena's end, padding included), and every reported prefix is
  *     final: its bytes at the time of the call equal those after backward. */
+#include "batchnorm.h"
 #include "gemm.h"
 #include "resnet.h"
 #include "rng.h"
@@ -342,8 +343,12 @@ static void snapshot_take(const struct gradcheck *g, struct snapshot *snap)
         const struct block *b = &m->blocks[i];
         for (int u = 0; u + 1 < b->nunits; u++) {
             const struct conv_shape *s = &b->units[u].conv.shape;
+            const struct bn_layer *bn = &b->units[u].bn;
             len = (size_t)s->cout * g->n * s->ho * s->wo;
-            memcpy(out, b->units[u].h, sizeof(float) * len);
+            /* The model keeps only the BN input; its ReLU output is recomputed. */
+            batchnorm_relu_recompute(bn->c, (size_t)g->n * s->ho * s->wo, b->units[u].a,
+                                     m->weights + m->params[bn->weight].offset,
+                                     m->weights + m->params[bn->bias].offset, &bn->saved, out);
             out += len;
         }
         len = (size_t)b->cout * g->n * b->ho * b->wo;
