@@ -31,7 +31,7 @@ fi
 rate=$(sed -n 's/^# throughput: median \([0-9.]*\) img\/s.*/\1/p' "$tmp/out")
 rss=$(sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\)/\1/p' "$tmp/time.0")
 info=$(sed -n 's/^# data .*; \([0-9]* rank(s) x [0-9]* thread(s)\);.*/\1/p' "$tmp/out")
-size=$(sed -n 's/.*MFLOP per training image at \([0-9x]*\)$/\1/p' "$tmp/out")
+size=$(sed -n 's/.*MFLOP per training image at \([0-9x]*\);.*/\1/p' "$tmp/out")
 gib=$(awk -v k="$rss" 'BEGIN { printf "%.2f", k / 1048576 }')
 echo "$info, $size: median $rate img/s over $steps steps; rank 0 peak RSS $gib GiB"
 grep -E "^epoch .* stopped|^  time" "$tmp/out" | sed 's/^/  /'
