@@ -187,7 +187,7 @@ preempt() {
   local j=$1
   shift
   wait_for "$j" RUNNING 300 || { fail "job $j never started"; return 1; }
-  for _ in $(seq 1500); do grep -q '^epoch 1/3 ' "$(out_of "$j")" && break; sleep 0.2; done
+  for _ in $(seq 1500); do grep -qs '^epoch 1/3 ' "$(out_of "$j")" && break; sleep 0.2; done
   grep -q '^epoch 1/3 ' "$(out_of "$j")" || { fail "job $j: no epoch logged after 300 s"; show_out "$j"; return 1; }
   scancel "$@" "$j"
 }
