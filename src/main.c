@@ -1,6 +1,7 @@
 /* main: the command line. resnet_ddp CONFIG [section.key=value ...]
  * Without mpirun it is a single process (MPI singleton); under mpirun or srun every
  * rank runs this same code. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +37,9 @@ int main(int argc, char **argv)
         }
     }
 
+    /* A file-size limit (ulimit -f) must fail a write with EFBIG, reported like a full
+     * disk, instead of killing the process mid-checkpoint. */
+    signal(SIGXFSZ, SIG_IGN);
     struct comm_info comm;
     comm_init(&argc, &argv, &comm);
     if (argc < 2) {
