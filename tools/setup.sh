@@ -13,6 +13,7 @@ packages=(
   zlib1g-dev                          # .gz IDX files
   libinih-dev                         # INI config parser
   dataset-fashion-mnist               # the data set, /usr/share/datasets/fashion-mnist
+  valgrind                            # memcheck test
 )
 missing=()
 for p in "${packages[@]}"; do
