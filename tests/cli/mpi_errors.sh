@@ -23,4 +23,11 @@ timed_fail 20 2 "data file '/nonexistent/fashion/train-images-idx3-ubyte.gz' not
   "${MPI[@]}" 2 "$TMP/rank1-bad-data.sh" "$BIN" configs/r18-28.ini model.width=8 "checkpoint.dir=$TMP/ck1"
 timed_fail 20 2 "batch_size = 2 is smaller than the 3 ranks" -- \
   "${MPI[@]}" 3 "$BIN" configs/r18-28.ini train.batch_size=2 data.train_limit=100 "checkpoint.dir=$TMP/ck2"
+# A checkpoint that does not verify: rank 0 reads it, every rank stops.
+"$BIN" configs/r18-28.ini model.width=8 train.batch_size=32 data.train_limit=64 data.test_limit=16 \
+  train.epochs=1 "checkpoint.dir=$TMP/ck3" > /dev/null
+head -c 5000 "$(ls "$TMP"/ck3/ckpt-*.h5 | tail -n 1)" > "$TMP/cut.h5"
+timed_fail 20 2 "resume = $TMP/cut.h5: .*not a readable HDF5 checkpoint" -- \
+  "${MPI[@]}" 4 "$BIN" configs/r18-28.ini model.width=8 train.batch_size=32 data.train_limit=64 \
+  data.test_limit=16 "checkpoint.dir=$TMP/ck4" "checkpoint.resume=$TMP/cut.h5"
 finish
