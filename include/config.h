@@ -44,6 +44,7 @@ struct config {
     int threads;          /* BLAS threads per process; 0 = auto */
     int eval_batch_size;  /* per-rank batch used for evaluation; 0 = per-rank train batch */
     bool progress;        /* live progress line on a terminal */
+    bool profile;         /* per-layer time table after every epoch (rank 0) */
 
     /* [dist] */
     bool sync_bn;

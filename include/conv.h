@@ -31,12 +31,18 @@ bool conv_is_pointwise(const struct conv_shape *s);
 /* Floats of column workspace needed to process at least one sample (0 if pointwise). */
 size_t conv2d_col_floats(const struct conv_shape *s);
 
+/* Seconds inside convolutions, by part (filled when a workspace carries one). */
+struct conv_timing {
+    double im2col, col2im, gemm;
+};
+
 /* Workspace shared by all convolutions of a model. */
 struct conv_workspace {
     float *col;        /* (col_floats) im2col columns */
     size_t col_floats;
     float *dw;         /* (largest cout * cin * k * k) one shard's weight gradient */
     int shard;         /* samples per micro-shard; 0 = whole batch */
+    struct conv_timing *timing; /* NULL: not profiling */
 };
 
 /* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout). */

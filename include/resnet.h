@@ -64,6 +64,7 @@ struct model_spec {
 
 struct conv_layer {
     int weight, bias;          /* indices into the parameter table */
+    int prof;                  /* index into the profile's per-convolution entries */
     struct conv_shape shape;   /* at max_batch */
 };
 
@@ -95,8 +96,27 @@ struct block {
     int cin, cout, h, w, ho, wo;
 };
 
+/* Where the time of training steps goes, filled while profiling is on. */
+enum prof_kind { PROF_BN, PROF_RELU, PROF_POOL, PROF_HEAD, PROF_KINDS };
+
+struct conv_profile {
+    const char *name;  /* the conv's weight name */
+    double fwd, bwd;   /* seconds */
+    double macs;       /* forward multiply-adds summed over the images seen */
+    bool input_grad;   /* backward computes dx too (all but the stem) */
+};
+
+struct resnet_profile {
+    bool enabled;
+    int nconv;
+    struct conv_profile *conv;
+    double fwd[PROF_KINDS], bwd[PROF_KINDS];
+    struct conv_timing parts; /* im2col, col2im, GEMM inside the convolutions */
+};
+
 struct resnet {
     struct model_spec spec;
+    struct resnet_profile prof;
 
     /* Parameters: table + three arenas with the same offsets. */
     int nparams;
@@ -170,6 +190,13 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
 /* Lookups by PyTorch state_dict name; -1 if absent. */
 int resnet_find_param(const struct resnet *m, const char *name);
 int resnet_find_buffer(const struct resnet *m, const char *name);
+
+/* Profiling: per convolution and per kind of op, forward and backward. */
+void resnet_profile_enable(struct resnet *m, bool on);
+/* Print the table per step (steps = training steps since the last report), with the
+ * trainer's own figures for the waits, then start counting afresh. */
+void resnet_profile_report(struct resnet *m, int64_t steps, double allreduce_wait,
+                           double bn_sync, double optimizer);
 
 /* FLOPs of one training image (forward + backward = 3x forward multiply-adds x 2). */
 double resnet_flops_per_image(const struct resnet *m);

@@ -113,6 +113,8 @@ static const struct key_spec keys[] = {
      .imin = 0, .imax = 1048576, .expected = "expected an integer in 0..1048576 (0 = train batch per rank)"},
     {.section = "train", .key = "progress", .kind = KIND_BOOL, .offset = FIELD(progress),
      .expected = "expected true or false"},
+    {.section = "train", .key = "profile", .kind = KIND_BOOL, .offset = FIELD(profile),
+     .expected = "expected true or false"},
 
     {.section = "dist", .key = "sync_bn", .kind = KIND_BOOL, .offset = FIELD(sync_bn),
      .expected = "expected true or false"},

@@ -5,6 +5,7 @@
 
 #include "error.h"
 #include "gemm.h"
+#include "timer.h"
 
 void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
                      int h, int w)
@@ -133,6 +134,14 @@ static int shard_of(const struct conv_shape *s, const struct conv_workspace *ws)
     return ws->shard > 0 && ws->shard < s->n ? ws->shard : s->n;
 }
 
+/* Time `stmt` into ws->timing->field when profiling. */
+#define TIMED(ws, field, stmt)                                                     \
+    do {                                                                           \
+        double t0_ = (ws)->timing ? timer_now() : 0.0;                             \
+        stmt;                                                                      \
+        if ((ws)->timing) (ws)->timing->field += timer_now() - t0_;                \
+    } while (0)
+
 /* ---- forward / backward ---------------------------------------------------- */
 
 void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
@@ -148,12 +157,12 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, 
         for (int n0 = s0; n0 < s1; n0 += step) {
             const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
             if (conv_is_pointwise(s)) {
-                gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim, x + n0 * hw_out, ldy, 0.0f,
-                     y + n0 * hw_out, ldy);
+                TIMED(ws, gemm, gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim,
+                                     x + n0 * hw_out, ldy, 0.0f, y + n0 * hw_out, ldy));
             } else {
-                im2col(s, x, n0, nc, ws->col);
-                gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim, ws->col, cols, 0.0f,
-                     y + n0 * hw_out, ldy);
+                TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
+                TIMED(ws, gemm, gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim, ws->col,
+                                     cols, 0.0f, y + n0 * hw_out, ldy));
             }
         }
     }
@@ -192,17 +201,20 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w,
             const float beta = n0 == s0 ? 0.0f : 1.0f; /* first chunk of the shard starts dw */
             if (conv_is_pointwise(s)) {
                 const float *xc = x + n0 * hw_out;
-                gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, xc, ldy, beta, ws->dw, kdim);
+                TIMED(ws, gemm, gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, xc, ldy,
+                                     beta, ws->dw, kdim));
                 if (dx)
-                    gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy,
-                         accumulate_dx ? 1.0f : 0.0f, dx + n0 * hw_out, ldy);
+                    TIMED(ws, gemm, gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy,
+                                         accumulate_dx ? 1.0f : 0.0f, dx + n0 * hw_out, ldy));
                 continue;
             }
-            im2col(s, x, n0, nc, ws->col);
-            gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, ws->col, cols, beta, ws->dw, kdim);
+            TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
+            TIMED(ws, gemm, gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, ws->col, cols,
+                                 beta, ws->dw, kdim));
             if (dx) {
-                gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy, 0.0f, ws->col, cols);
-                col2im_add(s, ws->col, n0, nc, dx);
+                TIMED(ws, gemm, gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy, 0.0f,
+                                     ws->col, cols));
+                TIMED(ws, col2im, col2im_add(s, ws->col, n0, nc, dx));
             }
         }
         /* One shard's weight gradient joins the double accumulator. */

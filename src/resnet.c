@@ -12,6 +12,7 @@
 #include "linear.h"
 #include "loss.h"
 #include "rng.h"
+#include "timer.h"
 
 #define PARAM_ALIGN_FLOATS 16 /* 64 bytes, so every tensor starts on a cache line */
 
@@ -50,6 +51,7 @@ static void add_conv(struct resnet *m, struct conv_layer *layer, const char *pre
     layer->bias = add_view(&m->params, &m->nparams, name, ROLE_BIAS, 1, bshape, cin * k * k,
                            cout * k * k);
     conv_shape_init(&layer->shape, cin, cout, k, stride, pad, m->spec.max_batch, h, w);
+    layer->prof = m->prof.nconv++;
 }
 
 static void add_bn(struct resnet *m, struct bn_layer *bn, const char *prefix, int c)
@@ -279,6 +281,7 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     m->momentum = xcalloc(m->param_floats, sizeof(float));
     m->buffer_data = xcalloc(m->buffer_floats ? m->buffer_floats : 1, sizeof(float));
 
+    m->prof.conv = xcalloc((size_t)m->prof.nconv, sizeof *m->prof.conv);
     arena_begin_sizing(&m->arena);
     plan_activations(m, &m->arena);
     arena_allocate(&m->arena);
@@ -295,6 +298,7 @@ void resnet_free(struct resnet *m)
     free(m->momentum);
     free(m->buffer_data);
     arena_free(&m->arena);
+    free(m->prof.conv);
     memset(m, 0, sizeof *m);
 }
 
@@ -352,16 +356,32 @@ void resnet_init_params(struct resnet *m, enum init_scheme scheme, uint64_t seed
 #define GRAD(m, idx) ((m)->grads + (m)->params[idx].offset)
 #define BUFFER(m, idx) ((m)->buffer_data + (m)->buffers[idx].offset)
 
+/* Time `stmt` into m->prof.dir[kind] when profiling. */
+#define PROFILED(m, dir, kind, stmt)                                               \
+    do {                                                                           \
+        double t0_ = (m)->prof.enabled ? timer_now() : 0.0;                        \
+        stmt;                                                                      \
+        if ((m)->prof.enabled) (m)->prof.dir[kind] += timer_now() - t0_;           \
+    } while (0)
+
+static double conv_macs(const struct conv_shape *s);
+
 static void conv_fwd(struct resnet *m, const struct conv_layer *l, int n, const float *x, float *y)
 {
     struct conv_shape s = l->shape;
     s.n = n;
+    double t0 = m->prof.enabled ? timer_now() : 0.0;
     conv2d_forward(&s, x, PARAM(m, l->weight), PARAM(m, l->bias), y, &m->ws);
+    if (m->prof.enabled) {
+        m->prof.conv[l->prof].fwd += timer_now() - t0;
+        m->prof.conv[l->prof].macs += conv_macs(&l->shape) * n;
+    }
 }
 
 static void bn_fwd(struct resnet *m, struct bn_layer *bn, size_t per_channel, const float *x,
                    float *y, bool train, const struct reducer *red)
 {
+    double t0 = m->prof.enabled ? timer_now() : 0.0;
     if (train)
         batchnorm_forward_train(bn->c, per_channel, x, PARAM(m, bn->weight), PARAM(m, bn->bias), y,
                                 &bn->saved, BUFFER(m, bn->running_mean),
@@ -369,6 +389,7 @@ static void bn_fwd(struct resnet *m, struct bn_layer *bn, size_t per_channel, co
     else
         batchnorm_forward_eval(bn->c, per_channel, x, PARAM(m, bn->weight), PARAM(m, bn->bias),
                                BUFFER(m, bn->running_mean), BUFFER(m, bn->running_var), y);
+    if (m->prof.enabled) m->prof.fwd[PROF_BN] += timer_now() - t0;
 }
 
 double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train,
@@ -380,8 +401,9 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
     size_t stem_pc = (size_t)n * sc->ho * sc->wo;
     conv_fwd(m, &m->stem_conv, n, m->input, m->stem_a);
     bn_fwd(m, &m->stem_bn, stem_pc, m->stem_a, m->stem_h, train, red);
-    relu_forward((size_t)sc->cout * stem_pc, m->stem_h);
-    maxpool_forward(&m->stem_pool, (size_t)sc->cout * n, m->stem_h, m->stem_p, m->stem_argmax);
+    PROFILED(m, fwd, PROF_RELU, relu_forward((size_t)sc->cout * stem_pc, m->stem_h));
+    PROFILED(m, fwd, PROF_POOL, maxpool_forward(&m->stem_pool, (size_t)sc->cout * n, m->stem_h,
+                                                m->stem_p, m->stem_argmax));
 
     for (int i = 0; i < m->nblocks; i++) {
         struct block *b = &m->blocks[i];
@@ -393,7 +415,7 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
             bool last = u + 1 == b->nunits;
             conv_fwd(m, &un->conv, n, in, un->a);
             bn_fwd(m, &un->bn, pc, un->a, last ? b->y : m->scratch, train, red);
-            if (!last) relu_forward((size_t)s->cout * pc, m->scratch);
+            if (!last) PROFILED(m, fwd, PROF_RELU, relu_forward((size_t)s->cout * pc, m->scratch));
             in = m->scratch;
         }
         const float *shortcut = b->x;
@@ -401,17 +423,21 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
             conv_fwd(m, &b->shortcut, n, b->x, m->scratch);
             shortcut = m->scratch;
         }
-        add_relu_forward((size_t)b->cout * n * b->ho * b->wo, b->y, shortcut, b->y);
+        PROFILED(m, fwd, PROF_RELU,
+                 add_relu_forward((size_t)b->cout * n * b->ho * b->wo, b->y, shortcut, b->y));
     }
     if (train) m->num_batches_tracked++;
 
     const struct block *last = &m->blocks[m->nblocks - 1];
+    double t0 = m->prof.enabled ? timer_now() : 0.0;
     avgpool_forward((size_t)last->cout * n, last->ho * last->wo, last->y, m->pooled);
     linear_forward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
                    PARAM(m, m->fc_bias), m->logits);
-    if (!labels) return 0.0;
-    return softmax_xent(n, m->spec.num_classes, m->logits, labels, loss_scale,
-                        train ? m->dlogits : NULL, correct);
+    double loss = labels ? softmax_xent(n, m->spec.num_classes, m->logits, labels, loss_scale,
+                                        train ? m->dlogits : NULL, correct)
+                         : 0.0;
+    if (m->prof.enabled) m->prof.fwd[PROF_HEAD] += timer_now() - t0;
+    return loss;
 }
 
 /* ---- backward -------------------------------------------------------------------- */
@@ -421,15 +447,21 @@ static void conv_bwd(struct resnet *m, const struct conv_layer *l, int n, const 
 {
     struct conv_shape s = l->shape;
     s.n = n;
+    double t0 = m->prof.enabled ? timer_now() : 0.0;
     conv2d_backward(&s, x, PARAM(m, l->weight), dy, GRAD(m, l->weight), GRAD(m, l->bias), dx,
                     accumulate, &m->ws);
+    if (m->prof.enabled) {
+        m->prof.conv[l->prof].bwd += timer_now() - t0;
+        m->prof.conv[l->prof].input_grad = dx != NULL;
+    }
 }
 
 static void bn_bwd(struct resnet *m, const struct bn_layer *bn, size_t per_channel, const float *x,
                    float *dy_dx, const struct reducer *red)
 {
-    batchnorm_backward(bn->c, per_channel, x, dy_dx, PARAM(m, bn->weight), &bn->saved, dy_dx,
-                       GRAD(m, bn->weight), GRAD(m, bn->bias), red, m->bn_work);
+    PROFILED(m, bwd, PROF_BN,
+             batchnorm_backward(bn->c, per_channel, x, dy_dx, PARAM(m, bn->weight), &bn->saved,
+                                dy_dx, GRAD(m, bn->weight), GRAD(m, bn->bias), red, m->bn_work));
 }
 
 static void report_ready(const struct resnet *m, int first_param, const struct grad_ready_hook *hook)
@@ -444,21 +476,23 @@ static void report_ready(const struct resnet *m, int first_param, const struct g
 void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                      const struct grad_ready_hook *hook)
 {
-    linear_backward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
-                    m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled,
-                    m->ws.shard, m->ws.dw);
+    PROFILED(m, bwd, PROF_HEAD,
+             linear_backward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
+                             m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled,
+                             m->ws.shard, m->ws.dw));
     report_ready(m, m->fc_weight, hook);
 
     const struct block *lastb = &m->blocks[m->nblocks - 1];
     /* Three scratch buffers rotate: dy (gradient at the block output), t (inside the
      * block) and dx (gradient at the block input, the next dy). */
     int iy = 0, it = 1, ix = 2;
-    avgpool_backward((size_t)lastb->cout * n, lastb->ho * lastb->wo, m->dpooled, m->grad_buf[iy]);
+    PROFILED(m, bwd, PROF_POOL, avgpool_backward((size_t)lastb->cout * n, lastb->ho * lastb->wo,
+                                                 m->dpooled, m->grad_buf[iy]));
     for (int i = m->nblocks - 1; i >= 0; i--) {
         struct block *b = &m->blocks[i];
         float *dy = m->grad_buf[iy], *t = m->grad_buf[it], *dx = m->grad_buf[ix];
         size_t out = (size_t)b->cout * n * b->ho * b->wo;
-        relu_backward(out, b->y, dy);
+        PROFILED(m, bwd, PROF_RELU, relu_backward(out, b->y, dy));
         if (b->has_shortcut)
             conv_bwd(m, &b->shortcut, n, b->x, dy, dx, false);
         else
@@ -474,11 +508,12 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                 /* The previous unit's BN + ReLU output, as forward computed it. */
                 const struct block_unit *prev = &b->units[u - 1];
                 float *h_prev = m->scratch;
-                batchnorm_relu_recompute(prev->bn.c, (size_t)n * s->h * s->w, prev->a,
-                                         PARAM(m, prev->bn.weight), PARAM(m, prev->bn.bias),
-                                         &prev->bn.saved, h_prev);
+                PROFILED(m, bwd, PROF_BN,
+                         batchnorm_relu_recompute(prev->bn.c, (size_t)n * s->h * s->w, prev->a,
+                                                  PARAM(m, prev->bn.weight), PARAM(m, prev->bn.bias),
+                                                  &prev->bn.saved, h_prev));
                 conv_bwd(m, &un->conv, n, h_prev, g, o, false);
-                relu_backward((size_t)s->cin * n * s->h * s->w, h_prev, o);
+                PROFILED(m, bwd, PROF_RELU, relu_backward((size_t)s->cin * n * s->h * s->w, h_prev, o));
                 float *tmp = g;
                 g = o;
                 o = tmp;
@@ -497,9 +532,11 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
     const struct conv_shape *sc = &m->stem_conv.shape;
     size_t stem_pc = (size_t)n * sc->ho * sc->wo;
     float *dh = m->stem_h;
-    maxpool_backward(&m->stem_pool, (size_t)sc->cout * n, m->grad_buf[iy], m->stem_argmax, dh);
-    batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
-                        PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh);
+    PROFILED(m, bwd, PROF_POOL, maxpool_backward(&m->stem_pool, (size_t)sc->cout * n,
+                                                 m->grad_buf[iy], m->stem_argmax, dh));
+    PROFILED(m, bwd, PROF_RELU,
+             batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
+                                 PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh));
     bn_bwd(m, &m->stem_bn, stem_pc, m->stem_a, dh, red);
     conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false);
     report_ready(m, m->stem_conv.weight, hook);
@@ -548,4 +585,63 @@ double resnet_flops_per_image(const struct resnet *m)
     fwd += (double)m->fc_in * m->spec.num_classes;
     bwd += 2.0 * m->fc_in * m->spec.num_classes;
     return 2.0 * (fwd + bwd);
+}
+
+/* ---- profile ---------------------------------------------------------------------- */
+
+static void name_convs(struct resnet *m)
+{
+    struct conv_profile *c = m->prof.conv;
+    c[m->stem_conv.prof].name = m->params[m->stem_conv.weight].name;
+    for (int i = 0; i < m->nblocks; i++) {
+        const struct block *b = &m->blocks[i];
+        for (int u = 0; u < b->nunits; u++)
+            c[b->units[u].conv.prof].name = m->params[b->units[u].conv.weight].name;
+        if (b->has_shortcut) c[b->shortcut.prof].name = m->params[b->shortcut.weight].name;
+    }
+}
+
+void resnet_profile_enable(struct resnet *m, bool on)
+{
+    m->prof.enabled = on;
+    m->ws.timing = on ? &m->prof.parts : NULL;
+    name_convs(m);
+}
+
+void resnet_profile_report(struct resnet *m, int64_t steps, double allreduce_wait,
+                           double bn_sync, double optimizer)
+{
+    struct resnet_profile *p = &m->prof;
+    if (steps <= 0) return;
+    const double per = 1000.0 / (double)steps; /* ms per step */
+    double conv_f = 0, conv_b = 0, other_f = 0, other_b = 0, flops = 0;
+    printf("# profile over %lld steps: milliseconds per step (GFLOP/s)\n", (long long)steps);
+    printf("#   %-22s %10s %10s %8s %8s\n", "layer", "forward", "backward", "GF/s fw", "GF/s bw");
+    for (int i = 0; i < p->nconv; i++) {
+        const struct conv_profile *c = &p->conv[i];
+        double bwd_flops = 2.0 * c->macs * (c->input_grad ? 2.0 : 1.0);
+        printf("#   %-22s %10.2f %10.2f %8.1f %8.1f\n", c->name ? c->name : "?", c->fwd * per,
+               c->bwd * per, c->fwd > 0 ? 2.0 * c->macs / c->fwd / 1e9 : 0.0,
+               c->bwd > 0 ? bwd_flops / c->bwd / 1e9 : 0.0);
+        conv_f += c->fwd;
+        conv_b += c->bwd;
+        flops += 2.0 * c->macs + bwd_flops;
+    }
+    static const char *kinds[PROF_KINDS] = {"batch-norm", "relu / add", "pooling", "pool+fc+loss"};
+    for (int k = 0; k < PROF_KINDS; k++) {
+        printf("#   %-22s %10.2f %10.2f\n", kinds[k], p->fwd[k] * per, p->bwd[k] * per);
+        other_f += p->fwd[k];
+        other_b += p->bwd[k];
+    }
+    printf("#   %-22s %10.2f %10.2f   (%.1f GFLOP/s over all convolutions)\n", "convolutions",
+           conv_f * per, conv_b * per, conv_f + conv_b > 0 ? flops / (conv_f + conv_b) / 1e9 : 0.0);
+    printf("#     of which im2col %.2f, col2im %.2f, GEMM %.2f\n", p->parts.im2col * per,
+           p->parts.col2im * per, p->parts.gemm * per);
+    printf("#   %-22s %10.2f %10.2f\n", "total", (conv_f + other_f) * per, (conv_b + other_b) * per);
+    printf("#   allreduce wait %.2f, BN synchronization %.2f (inside batch-norm), optimizer %.2f\n",
+           allreduce_wait * per, bn_sync * per, optimizer * per);
+    for (int i = 0; i < p->nconv; i++) p->conv[i].fwd = p->conv[i].bwd = p->conv[i].macs = 0;
+    memset(p->fwd, 0, sizeof p->fwd);
+    memset(p->bwd, 0, sizeof p->bwd);
+    memset(&p->parts, 0, sizeof p->parts);
 }

@@ -101,6 +101,7 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
                                  : (struct reducer){NULL, NULL};
     t->grad_sync = grad_sync_create(t->model.grads, t->model.param_floats, cfg->bucket_mb,
                                     cfg->overlap);
+    resnet_profile_enable(&t->model, cfg->profile);
 }
 
 static bool all_finite(const float *v, size_t n)
@@ -196,6 +197,8 @@ struct eval_sums trainer_evaluate(struct trainer *t)
 {
     struct sampler order;
     comm_set_phase("evaluation", (long long)t->global_step);
+    const bool profiling = t->model.prof.enabled;
+    resnet_profile_enable(&t->model, false); /* the profile is of training steps */
     sampler_init(&order, t->test_set.count, t->eval_batch * t->comm.world, 0, false);
     double loss = 0.0, count = 0.0;
     int64_t correct = 0;
@@ -206,6 +209,7 @@ struct eval_sums trainer_evaluate(struct trainer *t)
         count += n;
     }
     sampler_free(&order);
+    resnet_profile_enable(&t->model, profiling);
     double sums[3] = {loss, (double)correct, count};
     comm_allreduce_sum_double(sums, 3);
     return (struct eval_sums){sums[0], sums[1], sums[2]};
@@ -429,6 +433,7 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
         const int64_t epoch = t.epoch;
         const double epoch_start = timer_now();
         double last_progress = epoch_start, images = 0;
+        int64_t epoch_steps = 0;
         memset(&t.timers, 0, sizeof t.timers);
         if (t.step_in_epoch == 0) t.epoch_loss_sum = t.epoch_correct = t.epoch_count = 0;
         while (t.epoch == epoch) {
@@ -437,6 +442,7 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                 break;
             }
             trainer_step(&t);
+            epoch_steps++;
             images += t.step_count;
             if (run_steps == rate_cap) {
                 rate_cap *= 2;
@@ -484,10 +490,16 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                 printf("  time (s, max over ranks): data %.2f  forward %.2f  backward %.2f  "
                        "allreduce wait %.2f  bn sync %.2f  optimizer %.2f\n",
                        times[0], times[1], times[2], times[3], times[4], times[5]);
+            if (leader && cfg->profile)
+                resnet_profile_report(&t.model, epoch_steps, t.timers.allreduce_wait,
+                                      t.timers.bn_sync, t.timers.optimizer);
             break;
         }
 
         const double train_seconds = timer_now() - epoch_start;
+        if (leader && cfg->profile)
+            resnet_profile_report(&t.model, epoch_steps, t.timers.allreduce_wait,
+                                  t.timers.bn_sync, t.timers.optimizer);
         double times[7] = {t.timers.data, t.timers.forward, t.timers.backward,
                            t.timers.allreduce_wait, t.timers.bn_sync, t.timers.optimizer,
                            train_seconds};

@@ -29,12 +29,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* One input; returns 0. A bug shows up as a crash, a sanitizer report or abort(). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* A per-process file in memory (memfd_create) with a path, for code under test that
- * opens files by name (zlib's gzopen, HDF5's H5Fopen): no disk traffic, nothing to
- * clean up, and parallel fuzzing processes never share it. */
+/* A per-process temporary file, for code under test that opens files by name
+ * (zlib's gzopen, HDF5's H5Fopen; HDF5 cannot open a memfd's /proc/self/fd path, it
+ * fails to resolve its real path). $TMPDIR or /tmp; removed at a normal exit (a
+ * crash leaves it behind). One per process. */
 struct fuzz_file {
     int fd;
-    char path[64]; /* /proc/self/fd/<fd> */
+    char path[256];
 };
 
 /* Create it; aborts on failure (a harness cannot run without it). */

@@ -1,8 +1,8 @@
 /* fuzz_checkpoint: the HDF5 checkpoint reader (ckpt_read, ckpt_read_spec) on
  * arbitrary bytes.
  *
- * ckpt_read takes a path, so each input is written to a per-process memfd and read
- * through /proc/self/fd/N. The model is built once: ResNet-18, width 2, 10 classes,
+ * ckpt_read takes a path, so each input is written to the process's temporary file
+ * (fuzz_file). The model is built once: ResNet-18, width 2, 10 classes,
  * the architecture of the seed checkpoint (ckpt_read checks depth, width and classes;
  * the image size only sizes activations, so a small one keeps start-up cheap).
  * Besides the sanitizers: a failure must come with a message, a success must leave
