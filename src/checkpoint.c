@@ -614,6 +614,23 @@ static hid_t open_dataset(const struct reader *r, hid_t group, const char *gname
     return ds;
 }
 
+/* What H5Dread may be pointed at: ckpt_write stores every tensor contiguously in the
+ * file itself, with elements of at most 8 bytes. Anything else is refused before
+ * reading, because HDF5 1.10 trusts a corrupt file there (found by tests/fuzz): it
+ * reads a compact dataset without data from a NULL pointer and allocates gigabytes
+ * for a huge element size. External raw data (other files, FIFOs), chunks, filters
+ * and virtual datasets are refused with them. */
+static bool plain_storage(hid_t ds, hid_t type)
+{
+    size_t size = type >= 0 ? H5Tget_size(type) : 0;
+    if (size == 0 || size > 8) return false;
+    hid_t dcpl = H5Dget_create_plist(ds);
+    if (dcpl < 0) return false;
+    bool ok = H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_external_count(dcpl) == 0;
+    H5Pclose(dcpl);
+    return ok;
+}
+
 /* Reads one float tensor with the exact shape of v into dst; all values finite. */
 static int read_tensor(const struct reader *r, hid_t group, const char *gname, const char *label,
                        const struct tensor_view *v, float *dst)
@@ -639,6 +656,8 @@ static int read_tensor(const struct reader *r, hid_t group, const char *gname, c
         format_shape(got_s, sizeof got_s, nd, dims);
         format_shape(want_s, sizeof want_s, v->ndim, want);
         rfail(r, "%s '%s' has shape %s, expected %s", label, v->name, got_s, want_s);
+    } else if (!plain_storage(ds, type)) {
+        rfail(r, "%s '%s' is not stored as a plain contiguous array", label, v->name);
     } else if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0) {
         char why[200];
         h5_reason(why, sizeof why);
@@ -670,6 +689,8 @@ static int read_nbt(const struct reader *r, hid_t group, const char *name, struc
     H5S_class_t scls = space >= 0 ? H5Sget_simple_extent_type(space) : H5S_NO_CLASS;
     if (cls != H5T_INTEGER || scls != H5S_SCALAR)
         rfail(r, "tensor '%s' is not an integer scalar", name);
+    else if (!plain_storage(ds, type))
+        rfail(r, "tensor '%s' is not stored as a plain contiguous scalar", name);
     else if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) < 0)
         rfail(r, "cannot read tensor '%s'", name);
     else if (out->have_nbt && v != out->nbt)

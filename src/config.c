@@ -156,6 +156,26 @@ static const char unknown_section_msg[] =
     "unknown section (known sections: data, model, train, dist, checkpoint, metrics)";
 static const char unknown_key_msg[] = "unknown key for this section";
 
+/* config_format writes a string as "key = value" and inih reads that back whole only
+ * if the value has no blank at either end, no line break, no ';' first and no blank
+ * before a ';' (an inline comment). Other values are refused, else the resolved
+ * config in logs and checkpoints would not be the one used (found by tests/fuzz:
+ * "dir =;x" loaded, but its "dir = ;x" reads back empty). */
+static const char unwritable_msg[] =
+    "expected no blank at either end, no line break, no ';' first and no blank before a "
+    "';' (the value must survive being written back as INI)";
+
+static bool ini_writable(const char *s)
+{
+    size_t n = strlen(s);
+    if (n > 0 && (isspace((unsigned char)s[0]) || isspace((unsigned char)s[n - 1]))) return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\n' || s[i] == '\r') return false;
+        if (s[i] == ';' && (i == 0 || isspace((unsigned char)s[i - 1]))) return false;
+    }
+    return true;
+}
+
 void config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -348,6 +368,7 @@ const char *config_set(struct config *cfg, const char *section, const char *key,
     if (!known_section(section)) return unknown_section_msg;
     const struct key_spec *k = find_key(section, key);
     if (!k) return unknown_key_msg;
+    if (k->kind == KIND_STRING && !ini_writable(value)) return unwritable_msg;
     return set_value(cfg, k, value) ? NULL : k->expected;
 }
 

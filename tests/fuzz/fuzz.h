@@ -13,13 +13,13 @@
 
 /* A property the code under test must keep: a violation is a finding, so it stops
  * the run the way a sanitizer report does (libFuzzer saves the input). */
-#define FUZZ_REQUIRE(cond)                                                          \
-    do {                                                                            \
-        if (!(cond)) {                                                              \
-            fprintf(stderr, "fuzz: %s:%d: property violated: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                         \
-            abort();                                                                \
-        }                                                                           \
+#define FUZZ_REQUIRE(cond)                                                       \
+    do {                                                                         \
+        if (!(cond)) {                                                           \
+            fprintf(stderr, "fuzz: %s:%d: property violated: %s\n", __FILE__,    \
+                    __LINE__, #cond);                                            \
+            abort();                                                             \
+        }                                                                        \
     } while (0)
 
 /* Once at start-up. Always defined (possibly empty), so the replay driver needs no
