@@ -227,38 +227,50 @@ int idx_read_file(const char *path, size_t max_bytes, uint8_t **buf, size_t *len
     return 0;
 }
 
-int idx_load_images(const char *path, int64_t limit, struct idx_images *out, char *err,
-                    size_t errsize)
+/* The file-reading half of idx_load_images / idx_load_labels; messages name the file. */
+typedef int (*idx_parser)(const uint8_t *buf, size_t len, int64_t limit, void *out, char *err,
+                          size_t errsize);
+
+static int parse_images(const uint8_t *buf, size_t len, int64_t limit, void *out, char *err,
+                        size_t errsize)
+{
+    return idx_parse_images(buf, len, limit, out, err, errsize);
+}
+
+static int parse_labels(const uint8_t *buf, size_t len, int64_t limit, void *out, char *err,
+                        size_t errsize)
+{
+    return idx_parse_labels(buf, len, limit, out, err, errsize);
+}
+
+static int load_file(const char *path, int64_t limit, idx_parser parse, void *out, char *err,
+                     size_t errsize)
 {
     char msg[512];
     uint8_t *buf;
     size_t len;
-    memset(out, 0, sizeof *out);
     if (idx_read_file(path, IDX_LOAD_MAX_BYTES, &buf, &len, msg, sizeof msg)) {
         snprintf(err, errsize, "%s: %s", path, msg);
         return -1;
     }
-    int rc = idx_parse_images(buf, len, limit, out, msg, sizeof msg);
+    int rc = parse(buf, len, limit, out, msg, sizeof msg);
     free(buf);
     if (rc) snprintf(err, errsize, "%s: %s", path, msg);
     return rc;
 }
 
+int idx_load_images(const char *path, int64_t limit, struct idx_images *out, char *err,
+                    size_t errsize)
+{
+    memset(out, 0, sizeof *out);
+    return load_file(path, limit, parse_images, out, err, errsize);
+}
+
 int idx_load_labels(const char *path, int64_t limit, struct idx_labels *out, char *err,
                     size_t errsize)
 {
-    char msg[512];
-    uint8_t *buf;
-    size_t len;
     memset(out, 0, sizeof *out);
-    if (idx_read_file(path, IDX_LOAD_MAX_BYTES, &buf, &len, msg, sizeof msg)) {
-        snprintf(err, errsize, "%s: %s", path, msg);
-        return -1;
-    }
-    int rc = idx_parse_labels(buf, len, limit, out, msg, sizeof msg);
-    free(buf);
-    if (rc) snprintf(err, errsize, "%s: %s", path, msg);
-    return rc;
+    return load_file(path, limit, parse_labels, out, err, errsize);
 }
 
 void idx_images_free(struct idx_images *im)
