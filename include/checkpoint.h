@@ -1,6 +1,7 @@
 /* checkpoint: the full training state in one HDF5 file, written by rank 0.
  *
- * Layout (format version 1):
+ * Layout (format version 2; version 1 lacked the integrity header):
+ *   user block        512 bytes: text header with the file size and CRC-32 (ckpt_seal.h)
  *   /model/<key>      every parameter and BN buffer, named by the PyTorch state_dict
  *                     key of the seed's nn.Sequential ResNet ("0.0.weight",
  *                     "1.0.bn1.running_mean", "7.bias", ...), float32 in PyTorch's
@@ -24,7 +25,7 @@
 
 #include "resnet.h"
 
-#define CKPT_FORMAT_VERSION 1
+#define CKPT_FORMAT_VERSION 2
 
 /* Where training stands when the checkpoint is taken. epoch/step_in_epoch name the
  * NEXT step to run: (2, 0) means epochs 0 and 1 are complete. */

@@ -23,12 +23,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
+#include "ckpt_seal.h"
 #include "error.h"
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
@@ -327,8 +327,17 @@ static int build_image(const char *tmp, const struct resnet *m, const struct ckp
         H5Pclose(fapl);
         return -1;
     }
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* The user block is where ckpt_seal_image puts the integrity header. */
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    if (fcpl < 0 || H5Pset_userblock(fcpl, CKPT_SEAL_SIZE) < 0) {
+        h5_fail(w, "cannot set file creation properties", NULL);
+        if (fcpl >= 0) H5Pclose(fcpl);
+        H5Pclose(fapl);
+        return -1;
+    }
+    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, fapl);
     if (file < 0) h5_fail(w, "cannot create", tmp); /* before H5Pclose resets the stack */
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (file < 0) return -1;
     int rc = write_model_group(file, m, w);
@@ -338,10 +347,15 @@ static int build_image(const char *tmp, const struct resnet *m, const struct ckp
     ssize_t len = rc == 0 ? H5Fget_file_image(file, NULL, 0) : -1;
     if (rc == 0 && len <= 0) rc = h5_fail(w, "cannot get the file image of", tmp);
     if (rc == 0) {
-        *image = xmalloc((size_t)len);
-        *size = (size_t)len;
-        if (H5Fget_file_image(file, *image, *size) != len)
+        /* The core driver's image starts at the superblock: the user block is not in
+         * it, so it goes after a header-sized gap. */
+        *size = CKPT_SEAL_SIZE + (size_t)len;
+        unsigned char *bytes = xmalloc(*size);
+        *image = bytes;
+        if (H5Fget_file_image(file, bytes + CKPT_SEAL_SIZE, (size_t)len) != len)
             rc = h5_fail(w, "cannot get the file image of", tmp);
+        else
+            ckpt_seal_image(bytes, *size);
     }
     if (H5Fclose(file) < 0 && rc == 0) rc = h5_fail(w, "cannot close", tmp);
     return rc;
@@ -788,29 +802,33 @@ static int read_optimizer_group(const struct reader *r, hid_t file, struct loade
     return rc;
 }
 
-/* Opens path read-only, telling a missing file from one HDF5 cannot read. */
+/* Opens path read-only: the whole file is read and its integrity header checked
+ * (ckpt_seal.h) before HDF5 parses any of it, from that same memory. */
 static hid_t open_file(const struct reader *r)
 {
-    /* O_NONBLOCK: a FIFO must not hang the probe. */
-    int fd = open(r->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(r->err, r->errsize, "cannot open checkpoint '%s': %s", r->path, strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    bool regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
-    close(fd);
-    if (!regular) {
-        set_err(r->err, r->errsize, "checkpoint '%s' is not a regular file", r->path);
-        return -1;
-    }
+    unsigned char *image = NULL;
+    size_t size = 0;
+    if (ckpt_unseal_file(r->path, &image, &size, r->err, r->errsize) != 0) return -1;
+    /* The image HDF5 sees starts at the superblock, as build_image got it. The core
+     * driver copies it, so ours can go right after. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+    if (fapl < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 ||
+        H5Pset_file_image(fapl, image + CKPT_SEAL_SIZE, size - CKPT_SEAL_SIZE) < 0) {
         if (fapl >= 0) H5Pclose(fapl);
+        free(image);
         set_err(r->err, r->errsize, "cannot open checkpoint '%s': HDF5 error", r->path);
         return -1;
     }
-    hid_t file = H5Fopen(r->path, H5F_ACC_RDONLY, fapl);
+    free(image);
+    /* The core driver refuses an image whose name exists on disk; under a regular
+     * file nothing can. */
+    size_t len = strlen(r->path);
+    char *name = xmalloc(len + sizeof "/in-memory");
+    memcpy(name, r->path, len);
+    memcpy(name + len, "/in-memory", sizeof "/in-memory");
+    hid_t file = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    free(name);
     char why[200] = "";
     if (file < 0) h5_reason(why, sizeof why);
     H5Pclose(fapl);

@@ -9,6 +9,7 @@
  * of space (RLIMIT_FSIZE) -- each must return -1 with a message naming the cause,
  * leave the model unchanged and leave no partial file behind. */
 #include "checkpoint.h"
+#include "ckpt_seal.h"
 #include "error.h"
 #include "testutil.h"
 
@@ -237,7 +238,17 @@ static void expect_write_fails(const char *label, const char *path, const struct
     printf("  %-28s -> %s\n", label, err);
 }
 
-/* Edits of a written file through the HDF5 API. */
+/* Edits of a written file through the HDF5 API. Each reseals the file afterwards
+ * (ckpt_seal.h), so the reader gets past the CRC to the check under test. */
+static void close_edit(hid_t f, const char *path)
+{
+    char err[512];
+    if (H5Fclose(f) < 0 || ckpt_reseal_file(path, err, sizeof err) != 0) {
+        fprintf(stderr, "cannot finish editing %s\n", path);
+        exit(1);
+    }
+}
+
 static hid_t open_rw(const char *path)
 {
     hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -264,7 +275,7 @@ static void set_float(const char *path, const char *dataset, size_t index, float
     free(v);
     H5Sclose(space);
     H5Dclose(ds);
-    H5Fclose(f);
+    close_edit(f, path);
 }
 
 static void set_int_attr(const char *path, const char *name, int64_t value)
@@ -273,7 +284,7 @@ static void set_int_attr(const char *path, const char *name, int64_t value)
     hid_t a = H5Aopen(f, name, H5P_DEFAULT);
     H5Awrite(a, H5T_NATIVE_INT64, &value);
     H5Aclose(a);
-    H5Fclose(f);
+    close_edit(f, path);
 }
 
 static void set_int_dataset(const char *path, const char *dataset, int64_t value)
@@ -282,7 +293,7 @@ static void set_int_dataset(const char *path, const char *dataset, int64_t value
     hid_t ds = H5Dopen2(f, dataset, H5P_DEFAULT);
     H5Dwrite(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value);
     H5Dclose(ds);
-    H5Fclose(f);
+    close_edit(f, path);
 }
 
 static void delete_attr(const char *path, const char *name)
@@ -292,7 +303,7 @@ static void delete_attr(const char *path, const char *name)
         fprintf(stderr, "cannot delete attribute %s in %s\n", name, path);
         exit(1);
     }
-    H5Fclose(f);
+    close_edit(f, path);
 }
 
 static void delete_link(const char *path, const char *name)
@@ -302,7 +313,7 @@ static void delete_link(const char *path, const char *name)
         fprintf(stderr, "cannot delete %s in %s\n", name, path);
         exit(1);
     }
-    H5Fclose(f);
+    close_edit(f, path);
 }
 
 /* Replaces the root attribute `name` with a string: variable-length UTF-8 if
@@ -328,7 +339,7 @@ static void put_string_attr(const char *path, const char *name, const char *valu
     H5Aclose(a);
     H5Sclose(space);
     H5Tclose(type);
-    H5Fclose(f);
+    close_edit(f, path);
 }
 
 /* Replaces (or adds) a float dataset with the given shape, filled with zeros. */
@@ -345,7 +356,7 @@ static void put_dataset(const char *path, const char *name, int ndim, const hsiz
     free(zeros);
     H5Dclose(ds);
     H5Sclose(space);
-    H5Fclose(f);
+    close_edit(f, path);
 }
 
 /* FNV-1a 64 as checkpoint.h specifies it, written out independently. */
@@ -516,12 +527,28 @@ static void test_bad_files(const char *good, struct resnet *b)
     size_t len = 0;
     uint8_t *bytes = read_whole(good, &len);
     write_bytes(tmp_path("half.h5"), bytes, len / 2);
-    expect_read_fails("truncated copy", tmp_path("half.h5"), b, "half.h5",
-                      "not a readable HDF5 checkpoint", NULL);
+    char says[64];
+    snprintf(says, sizeof says, "the header says %zu bytes", len);
+    expect_read_fails("truncated copy", tmp_path("half.h5"), b, "half.h5", "truncated", says,
+                      NULL);
     write_bytes(tmp_path("tiny.h5"), bytes, 100);
-    expect_read_fails("first 100 bytes", tmp_path("tiny.h5"), b, "not a readable HDF5", NULL);
+    expect_read_fails("first 100 bytes", tmp_path("tiny.h5"), b, "truncated: 100 bytes", NULL);
     write_bytes(tmp_path("empty.h5"), bytes, 0);
-    expect_read_fails("empty file", tmp_path("empty.h5"), b, "not a readable HDF5", NULL);
+    expect_read_fails("empty file", tmp_path("empty.h5"), b, "not a resnet_ddp checkpoint", NULL);
+    /* One bit of the contents, then one of the header. */
+    bytes[len / 2] ^= 0x10;
+    write_bytes(tmp_path("bitflip.h5"), bytes, len);
+    expect_read_fails("one bit flipped", tmp_path("bitflip.h5"), b, "bitflip.h5", "corrupt: CRC-32",
+                      NULL);
+    bytes[len / 2] ^= 0x10;
+    bytes[40] ^= 0x01;
+    write_bytes(tmp_path("header.h5"), bytes, len);
+    expect_read_fails("header bit flipped", tmp_path("header.h5"), b, "header.h5", NULL);
+    bytes[40] ^= 0x01;
+    /* The same HDF5 file without the header (format 1 had none). */
+    write_bytes(tmp_path("format1.h5"), bytes + CKPT_SEAL_SIZE, len - CKPT_SEAL_SIZE);
+    expect_read_fails("no header (format 1)", tmp_path("format1.h5"), b,
+                      "expected it to start with the line 'resnet_ddp checkpoint format 2'", NULL);
     /* Flip bytes all over the file: some error is expected (the checksum covers the
      * data), a crash is not. */
     struct snapshot snap = take_snapshot(b);
@@ -546,20 +573,29 @@ static void test_bad_files(const char *good, struct resnet *b)
     for (size_t i = 0; i < sizeof garbage; i++) garbage[i] = (char)('a' + i % 26);
     write_bytes(tmp_path("garbage.h5"), garbage, sizeof garbage);
     expect_read_fails("garbage file", tmp_path("garbage.h5"), b, "garbage.h5",
+                      "not a resnet_ddp checkpoint", NULL);
+    /* A valid header over bytes that are not HDF5. */
+    memcpy(garbage, "resnet_ddp checkpoint format 2\n", 31);
+    ckpt_seal_image((unsigned char *)garbage, sizeof garbage);
+    write_bytes(tmp_path("sealed-garbage.h5"), garbage, sizeof garbage);
+    expect_read_fails("sealed garbage", tmp_path("sealed-garbage.h5"), b, "sealed-garbage.h5",
                       "not a readable HDF5 checkpoint", NULL);
     expect_read_fails("a directory", tmpdir, b, "is not a regular file", NULL);
 
     /* HDF5, but not a checkpoint. */
-    hid_t f = H5Fcreate(tmp_path("plain.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    H5Fclose(f);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_userblock(fcpl, CKPT_SEAL_SIZE);
+    hid_t f = H5Fcreate(tmp_path("plain.h5"), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    H5Pclose(fcpl);
+    close_edit(f, tmp_path("plain.h5"));
     expect_read_fails("HDF5 without attributes", tmp_path("plain.h5"), b,
                       "missing attribute 'format_version'", NULL);
 
     char p[256];
     snprintf(p, sizeof p, "%s", tmp_path("edit.h5"));
     copy_file(good, p);
-    set_int_attr(p, "format_version", 2);
-    expect_read_fails("format version 2", p, b, "format version 2", NULL);
+    set_int_attr(p, "format_version", 3);
+    expect_read_fails("format version 3", p, b, "format version 3", NULL);
 
     copy_file(good, p);
     delete_attr(p, "global_step");

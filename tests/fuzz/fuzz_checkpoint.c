@@ -1,6 +1,12 @@
 /* fuzz_checkpoint: the HDF5 checkpoint reader (ckpt_read, ckpt_read_spec) on
  * arbitrary bytes.
  *
+ * Built twice. fuzz_checkpoint takes each input as a whole file, as the program
+ * would meet it: the integrity header (ckpt_seal.h) must hold first. With
+ * FUZZ_SEAL_INPUT (fuzz_checkpoint_body) the input is the HDF5 part only and the
+ * harness puts a valid header in front, so the mutations reach HDF5 and the checks
+ * behind it: what a file that passed the CRC could still contain.
+ *
  * ckpt_read takes a path, so each input is written to the process's temporary file
  * (fuzz_file). The model is built once: ResNet-18, width 2, 10 classes,
  * the architecture of the seed checkpoint (ckpt_read checks depth, width and classes;
@@ -8,10 +14,12 @@
  * Besides the sanitizers: a failure must come with a message, a success must leave
  * a state within the documented ranges, and no HDF5 file or object may stay open. */
 #include "checkpoint.h"
+#include "ckpt_seal.h"
 #include "fuzz.h"
 #include "resnet.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hdf5.h>
@@ -40,7 +48,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+#ifdef FUZZ_SEAL_INPUT
+    unsigned char *sealed = calloc(1, CKPT_SEAL_SIZE + size);
+    FUZZ_REQUIRE(sealed != NULL);
+    if (size) memcpy(sealed + CKPT_SEAL_SIZE, data, size);
+    ckpt_seal_image(sealed, CKPT_SEAL_SIZE + size);
+    fuzz_file_set(&file, sealed, CKPT_SEAL_SIZE + size);
+    free(sealed);
+#else
     fuzz_file_set(&file, data, size);
+#endif
     char err[1024] = "";
     if (ckpt_read(file.path, &model, &state, err, sizeof err) == 0) {
         FUZZ_REQUIRE(state.epoch >= 0 && state.step_in_epoch >= 0 && state.global_step >= 0);
