@@ -18,18 +18,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#define CONV_MAX_K 7
+
 struct conv_shape {
     int cin, cout, k, stride, pad;
     int n, h, w;   /* input batch and spatial size */
     int ho, wo;    /* output spatial size, filled by conv_shape_init */
+    /* Live taps, filled by conv_shape_init: the kernel positions (ky*k + kx, ascending)
+     * that read the input at some output position. On small maps the others only ever
+     * multiply padding (a 3x3 pad-1 conv on a 1x1 map has one live tap, the centre),
+     * so the GEMMs leave them out and their weight gradient stays exactly zero. */
+    int ntaps;
+    unsigned char taps[CONV_MAX_K * CONV_MAX_K];
+    bool direct; /* one live tap reading x at the output's own position: no im2col */
 };
 
 void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
                      int h, int w);
 /* True when the convolution reads its input directly (1x1, stride 1, no padding). */
 bool conv_is_pointwise(const struct conv_shape *s);
-/* Floats of column workspace needed to process at least one sample (0 if pointwise). */
+/* Floats of column workspace needed to process at least one sample (0 if pointwise
+ * or direct). */
 size_t conv2d_col_floats(const struct conv_shape *s);
+/* Floats of the live-tap copy of the weights (0 when every tap is live). */
+size_t conv2d_tap_weight_floats(const struct conv_shape *s);
 
 /* Seconds inside convolutions, by part (filled when a workspace carries one). */
 struct conv_timing {
@@ -43,6 +55,7 @@ struct conv_workspace {
     float *dw;         /* (largest cout * cin * k * k) one shard's weight gradient */
     int shard;         /* samples per micro-shard; 0 = whole batch */
     struct conv_timing *timing; /* NULL: not profiling */
+    float *wtap;       /* (largest conv2d_tap_weight_floats) live-tap weights */
 };
 
 /* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout). */

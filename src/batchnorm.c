@@ -16,6 +16,7 @@ void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma
     for (int ch = 0; ch < c; ch++) {
         const float *row = x + (size_t)ch * m;
         double s = 0.0, q = 0.0;
+#pragma omp simd reduction(+ : s, q)
         for (size_t i = 0; i < m; i++) {
             double v = row[i];
             s += v;
@@ -102,6 +103,7 @@ void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const 
         const float *xr = x + (size_t)ch * m, *dr = dy + (size_t)ch * m;
         const double mean = saved->mean[ch], invstd = saved->invstd[ch];
         double s = 0.0, sx = 0.0;
+#pragma omp simd reduction(+ : s, sx)
         for (size_t i = 0; i < m; i++) {
             s += (double)dr[i];
             sx += (double)dr[i] * (((double)xr[i] - mean) * invstd);

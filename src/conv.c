@@ -7,6 +7,18 @@
 #include "gemm.h"
 #include "timer.h"
 
+/* Output columns [lo, hi) whose input column ox*stride - pad + kx lies inside [0, w). */
+static void valid_range(int kx, int stride, int pad, int w, int wo, int *lo, int *hi)
+{
+    int first = pad - kx; /* smallest ox*stride with a valid input column */
+    int l = first <= 0 ? 0 : (first + stride - 1) / stride;
+    int last = w - 1 + pad - kx; /* largest ox*stride with a valid input column */
+    int h = last < 0 ? 0 : last / stride + 1;
+    *lo = l < wo ? l : wo;
+    *hi = h < wo ? h : wo;
+    if (*hi < *lo) *hi = *lo;
+}
+
 void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
                      int h, int w)
 {
@@ -23,6 +35,20 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
     s->ho = (h + 2 * pad - k) / stride + 1;
     s->wo = (w + 2 * pad - k) / stride + 1;
     CHECK(s->ho > 0 && s->wo > 0, "convolution output would be empty (%dx%d input, k=%d)", h, w, k);
+    CHECK(k <= CONV_MAX_K, "kernel size %d above %d", k, CONV_MAX_K);
+    s->ntaps = 0;
+    for (int ky = 0; ky < k; ky++)
+        for (int kx = 0; kx < k; kx++) {
+            int ylo, yhi, xlo, xhi;
+            valid_range(ky, stride, pad, h, s->ho, &ylo, &yhi);
+            valid_range(kx, stride, pad, w, s->wo, &xlo, &xhi);
+            if (ylo < yhi && xlo < xhi) s->taps[s->ntaps++] = (unsigned char)(ky * k + kx);
+        }
+    const int t = s->taps[0];
+    /* Output (oy, ox) reads input (oy*stride - pad + ky, ...): the same position when
+     * the tap is the padding offset and the stride is 1 or there is one output. */
+    s->direct = s->ntaps == 1 && s->ho == h && s->wo == w && t / k == pad && t % k == pad &&
+                (stride == 1 || (s->ho == 1 && s->wo == 1));
 }
 
 bool conv_is_pointwise(const struct conv_shape *s)
@@ -30,60 +56,72 @@ bool conv_is_pointwise(const struct conv_shape *s)
     return s->k == 1 && s->stride == 1 && s->pad == 0;
 }
 
+/* The GEMMs read x (and write dx) in place of the column buffer. */
+static bool reads_input(const struct conv_shape *s)
+{
+    return conv_is_pointwise(s) || s->direct;
+}
+
+static bool all_taps_live(const struct conv_shape *s) { return s->ntaps == s->k * s->k; }
+
 size_t conv2d_col_floats(const struct conv_shape *s)
 {
-    if (conv_is_pointwise(s)) return 0;
-    return (size_t)s->cin * s->k * s->k * s->ho * s->wo;
+    if (reads_input(s)) return 0;
+    return (size_t)s->cin * s->ntaps * s->ho * s->wo;
+}
+
+size_t conv2d_tap_weight_floats(const struct conv_shape *s)
+{
+    return all_taps_live(s) ? 0 : (size_t)s->cout * s->cin * s->ntaps;
+}
+
+/* The weights as a (cout, cin*ntaps) matrix: w itself, or its live columns copied. */
+static const float *tap_weights(const struct conv_shape *s, const float *w,
+                                const struct conv_workspace *ws)
+{
+    if (all_taps_live(s)) return w;
+    const size_t kk = (size_t)s->k * s->k, rows = (size_t)s->cout * s->cin;
+    for (size_t r = 0; r < rows; r++)
+        for (int t = 0; t < s->ntaps; t++) ws->wtap[r * s->ntaps + t] = w[r * kk + s->taps[t]];
+    return ws->wtap;
 }
 
 /* ---- im2col / col2im over a chunk of samples [n0, n0 + nc) ---------------- */
 
-/* Output columns [lo, hi) whose input column ox*stride - pad + kx lies inside [0, w). */
-static void valid_range(int kx, int stride, int pad, int w, int wo, int *lo, int *hi)
-{
-    int first = pad - kx; /* smallest ox*stride with a valid input column */
-    int l = first <= 0 ? 0 : (first + stride - 1) / stride;
-    int last = w - 1 + pad - kx; /* largest ox*stride with a valid input column */
-    int h = last < 0 ? 0 : last / stride + 1;
-    *lo = l < wo ? l : wo;
-    *hi = h < wo ? h : wo;
-    if (*hi < *lo) *hi = *lo;
-}
-
-/* col (cin*k*k, nc*ho*wo): row (ci, ky, kx), column (sample, oy, ox). */
+/* col (cin*ntaps, nc*ho*wo): row (ci, live tap), column (sample, oy, ox). */
 static void im2col(const struct conv_shape *s, const float *x, int n0, int nc, float *col)
 {
     const size_t plane = (size_t)s->h * s->w, hw_out = (size_t)s->ho * s->wo;
     const size_t cols = (size_t)nc * hw_out;
-#pragma omp parallel for collapse(3) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static)
     for (int ci = 0; ci < s->cin; ci++)
-        for (int ky = 0; ky < s->k; ky++)
-            for (int kx = 0; kx < s->k; kx++) {
-                float *row = col + ((size_t)(ci * s->k + ky) * s->k + kx) * cols;
-                int lo, hi;
-                valid_range(kx, s->stride, s->pad, s->w, s->wo, &lo, &hi);
-                const int x0 = lo * s->stride - s->pad + kx;
-                for (int n = 0; n < nc; n++) {
-                    const float *xp = x + ((size_t)ci * s->n + n0 + n) * plane;
-                    float *out = row + n * hw_out;
-                    for (int oy = 0; oy < s->ho; oy++) {
-                        int iy = oy * s->stride - s->pad + ky;
-                        float *o = out + (size_t)oy * s->wo;
-                        if (iy < 0 || iy >= s->h) {
-                            memset(o, 0, sizeof(float) * s->wo);
-                            continue;
-                        }
-                        for (int ox = 0; ox < lo; ox++) o[ox] = 0.0f;
-                        for (int ox = hi; ox < s->wo; ox++) o[ox] = 0.0f;
-                        if (hi == lo) continue;
-                        const float *xr = xp + (size_t)iy * s->w + x0;
-                        if (s->stride == 1)
-                            memcpy(o + lo, xr, sizeof(float) * (size_t)(hi - lo));
-                        else
-                            for (int ox = lo; ox < hi; ox++) o[ox] = xr[(ox - lo) * s->stride];
+        for (int t = 0; t < s->ntaps; t++) {
+            const int ky = s->taps[t] / s->k, kx = s->taps[t] % s->k;
+            float *row = col + ((size_t)ci * s->ntaps + t) * cols;
+            int lo, hi;
+            valid_range(kx, s->stride, s->pad, s->w, s->wo, &lo, &hi);
+            const int x0 = lo * s->stride - s->pad + kx;
+            for (int n = 0; n < nc; n++) {
+                const float *xp = x + ((size_t)ci * s->n + n0 + n) * plane;
+                float *out = row + n * hw_out;
+                for (int oy = 0; oy < s->ho; oy++) {
+                    int iy = oy * s->stride - s->pad + ky;
+                    float *o = out + (size_t)oy * s->wo;
+                    if (iy < 0 || iy >= s->h) {
+                        memset(o, 0, sizeof(float) * s->wo);
+                        continue;
                     }
+                    for (int ox = 0; ox < lo; ox++) o[ox] = 0.0f;
+                    for (int ox = hi; ox < s->wo; ox++) o[ox] = 0.0f;
+                    if (hi == lo) continue;
+                    const float *xr = xp + (size_t)iy * s->w + x0;
+                    if (s->stride == 1)
+                        memcpy(o + lo, xr, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int ox = lo; ox < hi; ox++) o[ox] = xr[(ox - lo) * s->stride];
                 }
             }
+        }
 }
 
 /* dx[chunk] += scatter of col (the adjoint of im2col). Each dx element receives its
@@ -95,33 +133,33 @@ static void col2im_add(const struct conv_shape *s, const float *col, int n0, int
     /* Parallel over input channels only: taps of one channel overlap in dx. */
 #pragma omp parallel for schedule(static)
     for (int ci = 0; ci < s->cin; ci++)
-        for (int ky = 0; ky < s->k; ky++)
-            for (int kx = 0; kx < s->k; kx++) {
-                const float *row = col + ((size_t)(ci * s->k + ky) * s->k + kx) * cols;
-                int lo, hi;
-                valid_range(kx, s->stride, s->pad, s->w, s->wo, &lo, &hi);
-                const int x0 = lo * s->stride - s->pad + kx;
-                for (int n = 0; n < nc; n++) {
-                    float *dp = dx + ((size_t)ci * s->n + n0 + n) * plane;
-                    const float *in = row + n * hw_out;
-                    for (int oy = 0; oy < s->ho; oy++) {
-                        int iy = oy * s->stride - s->pad + ky;
-                        if (iy < 0 || iy >= s->h || hi == lo) continue;
-                        float *dr = dp + (size_t)iy * s->w + x0;
-                        const float *ir = in + (size_t)oy * s->wo;
-                        if (s->stride == 1)
-                            for (int ox = lo; ox < hi; ox++) dr[ox - lo] += ir[ox];
-                        else
-                            for (int ox = lo; ox < hi; ox++) dr[(ox - lo) * s->stride] += ir[ox];
-                    }
+        for (int t = 0; t < s->ntaps; t++) {
+            const int ky = s->taps[t] / s->k, kx = s->taps[t] % s->k;
+            const float *row = col + ((size_t)ci * s->ntaps + t) * cols;
+            int lo, hi;
+            valid_range(kx, s->stride, s->pad, s->w, s->wo, &lo, &hi);
+            const int x0 = lo * s->stride - s->pad + kx;
+            for (int n = 0; n < nc; n++) {
+                float *dp = dx + ((size_t)ci * s->n + n0 + n) * plane;
+                const float *in = row + n * hw_out;
+                for (int oy = 0; oy < s->ho; oy++) {
+                    int iy = oy * s->stride - s->pad + ky;
+                    if (iy < 0 || iy >= s->h || hi == lo) continue;
+                    float *dr = dp + (size_t)iy * s->w + x0;
+                    const float *ir = in + (size_t)oy * s->wo;
+                    if (s->stride == 1)
+                        for (int ox = lo; ox < hi; ox++) dr[ox - lo] += ir[ox];
+                    else
+                        for (int ox = lo; ox < hi; ox++) dr[(ox - lo) * s->stride] += ir[ox];
                 }
             }
+        }
 }
 
 /* Samples per im2col chunk: as many as the workspace holds, at most one shard. */
 static int chunk_samples(const struct conv_shape *s, const struct conv_workspace *ws, int shard)
 {
-    if (conv_is_pointwise(s)) return shard;
+    if (reads_input(s)) return shard;
     size_t per_sample = conv2d_col_floats(s);
     CHECK(ws->col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
           ws->col_floats, per_sample);
@@ -144,19 +182,20 @@ static int shard_of(const struct conv_shape *s, const struct conv_workspace *ws)
 
 /* ---- forward / backward ---------------------------------------------------- */
 
-void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
-                    float *y, const struct conv_workspace *ws)
+void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_all,
+                    const float *b, float *y, const struct conv_workspace *ws)
 {
-    const int kdim = s->cin * s->k * s->k;
+    const int kdim = s->cin * s->ntaps;
     const size_t hw_out = (size_t)s->ho * s->wo;
     const int ldy = (int)(s->n * hw_out);
     if (s->n == 0) return;
+    const float *w = tap_weights(s, w_all, ws);
     const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
     for (int s0 = 0; s0 < s->n; s0 += shard) {
         const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
         for (int n0 = s0; n0 < s1; n0 += step) {
             const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
-            if (conv_is_pointwise(s)) {
+            if (reads_input(s)) {
                 TIMED(ws, gemm, gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim,
                                      x + n0 * hw_out, ldy, 0.0f, y + n0 * hw_out, ldy));
             } else {
@@ -174,11 +213,11 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, 
         }
 }
 
-void conv2d_backward(const struct conv_shape *s, const float *x, const float *w, const float *dy,
-                     double *dw, double *db, float *dx, bool accumulate_dx,
+void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_all,
+                     const float *dy, double *dw, double *db, float *dx, bool accumulate_dx,
                      const struct conv_workspace *ws)
 {
-    const int kdim = s->cin * s->k * s->k;
+    const int kdim = s->cin * s->ntaps;
     const size_t hw_out = (size_t)s->ho * s->wo, wsize = (size_t)s->cout * kdim;
     const int ldy = (int)(s->n * hw_out);
     if (db)
@@ -190,8 +229,9 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w,
             db[c] += acc;
         }
     if (s->n == 0) return;
-    if (dx && !accumulate_dx && !conv_is_pointwise(s))
+    if (dx && !accumulate_dx && !reads_input(s))
         memset(dx, 0, sizeof(float) * (size_t)s->cin * s->n * s->h * s->w);
+    const float *w = tap_weights(s, w_all, ws);
     const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
     for (int s0 = 0; s0 < s->n; s0 += shard) {
         const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
@@ -199,7 +239,7 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w,
             const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
             const float *dyc = dy + n0 * hw_out;
             const float beta = n0 == s0 ? 0.0f : 1.0f; /* first chunk of the shard starts dw */
-            if (conv_is_pointwise(s)) {
+            if (reads_input(s)) {
                 const float *xc = x + n0 * hw_out;
                 TIMED(ws, gemm, gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, xc, ldy,
                                      beta, ws->dw, kdim));
@@ -217,8 +257,16 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w,
                 TIMED(ws, col2im, col2im_add(s, ws->col, n0, nc, dx));
             }
         }
-        /* One shard's weight gradient joins the double accumulator. */
+        /* One shard's weight gradient joins the double accumulator (live taps only:
+         * the others' gradient is exactly zero). */
+        if (all_taps_live(s)) {
 #pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < wsize; i++) dw[i] += (double)ws->dw[i];
+            for (size_t i = 0; i < wsize; i++) dw[i] += (double)ws->dw[i];
+        } else {
+            const size_t kk = (size_t)s->k * s->k, rows = (size_t)s->cout * s->cin;
+            for (size_t r = 0; r < rows; r++)
+                for (int t = 0; t < s->ntaps; t++)
+                    dw[r * kk + s->taps[t]] += (double)ws->dw[r * s->ntaps + t];
+        }
     }
 }

@@ -184,6 +184,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
     TAKE(m->stem_argmax, int32_t, pooled_act);
     int maxc = m->stem_bn.c;
     size_t col = conv2d_col_floats(sc);
+    size_t tap_weights = conv2d_tap_weight_floats(sc);
     size_t max_weight = (size_t)m->fc_in * m->spec.num_classes;
     for (int i = 0; i < m->nparams; i++)
         if (m->params[i].count > max_weight) max_weight = m->params[i].count;
@@ -198,10 +199,13 @@ static void plan_activations(struct resnet *m, struct arena *a)
             TAKE_ACT(un->a, act);
             if (s->cout > maxc) maxc = s->cout;
             if (conv2d_col_floats(s) > col) col = conv2d_col_floats(s);
+            if (conv2d_tap_weight_floats(s) > tap_weights) tap_weights = conv2d_tap_weight_floats(s);
         }
         size_t out = (size_t)b->cout * n * b->ho * b->wo;
         if (b->has_shortcut && conv2d_col_floats(&b->shortcut.shape) > col)
             col = conv2d_col_floats(&b->shortcut.shape);
+        if (b->has_shortcut && conv2d_tap_weight_floats(&b->shortcut.shape) > tap_weights)
+            tap_weights = conv2d_tap_weight_floats(&b->shortcut.shape);
         TAKE_ACT(b->y, out);
         x = b->y;
     }
@@ -221,6 +225,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
     m->ws.col_floats = budget;
     m->ws.shard = m->spec.shard;
     TAKE(m->ws.dw, float, max_weight);
+    TAKE(m->ws.wtap, float, tap_weights);
     TAKE(m->bn_work, double, 2 * (size_t)maxc + 1);
     for (int i = 0; i < m->nblocks; i++)
         for (int u = 0; u < m->blocks[i].nunits; u++) {

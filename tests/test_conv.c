@@ -204,6 +204,7 @@ static void random_floats(float *p, double *pd, size_t n, double lo, double hi)
 
 struct conv_case {
     int cin, cout, k, stride, pad, n, h, w;
+    int expect_direct; /* one live tap reading x in place: no im2col */
 };
 
 /* Copy samples [n0, n0 + nc) of a (c, n, plane) tensor into a (c, nc, plane) one. */
@@ -277,9 +278,31 @@ static void run_case(const struct conv_case *cc)
            "%s: output %dx%d", tag, s.ho, s.wo);
     bool pointwise = cc->k == 1 && cc->stride == 1 && cc->pad == 0;
     EXPECT(conv_is_pointwise(&s) == pointwise, "%s: conv_is_pointwise", tag);
+    /* Live taps, counted by brute force: a tap is live if some output reads a real
+     * input pixel through it. */
+    int live = 0;
+    for (int ky = 0; ky < s.k; ky++)
+        for (int kx = 0; kx < s.k; kx++) {
+            bool any = false;
+            for (int oy = 0; oy < s.ho; oy++)
+                for (int ox = 0; ox < s.wo; ox++) {
+                    int iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - s.pad + kx;
+                    any |= iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
+                }
+            if (any) {
+                EXPECT(live < s.ntaps && s.taps[live] == ky * s.k + kx, "%s: live tap %d", tag, live);
+                live++;
+            }
+        }
+    EXPECT(live == s.ntaps, "%s: %d live taps, conv_shape says %d", tag, live, s.ntaps);
+    EXPECT(s.direct == (cc->expect_direct || pointwise), "%s: direct = %d", tag, s.direct);
     size_t per_sample = conv2d_col_floats(&s);
-    EXPECT(per_sample == (pointwise ? 0 : (size_t)cc->cin * cc->k * cc->k * s.ho * s.wo),
+    bool no_col = pointwise || s.direct;
+    EXPECT(per_sample == (no_col ? 0 : (size_t)cc->cin * live * s.ho * s.wo),
            "%s: conv2d_col_floats = %zu", tag, per_sample);
+    EXPECT(conv2d_tap_weight_floats(&s) ==
+               (live == s.k * s.k ? 0 : (size_t)cc->cout * cc->cin * live),
+           "%s: conv2d_tap_weight_floats = %zu", tag, conv2d_tap_weight_floats(&s));
 
     const size_t nx = (size_t)s.cin * s.n * s.h * s.w, nw = (size_t)s.cout * s.cin * s.k * s.k;
     const size_t ny = (size_t)s.cout * s.n * s.ho * s.wo, nb = (size_t)s.cout;
@@ -302,12 +325,13 @@ static void run_case(const struct conv_case *cc)
      * batch; shards: the whole batch, one sample, two samples (a short last shard
      * for odd n). */
     size_t spaces[3] = {per_sample, 2 * per_sample + 1, 2 * per_sample * (size_t)s.n};
-    int nspaces = pointwise ? 1 : 3;
-    if (pointwise) spaces[0] = 0;
+    int nspaces = no_col ? 1 : 3;
+    if (no_col) spaces[0] = 0;
     static const int shards[3] = {0, 1, 2};
 
     float *y = alloc_floats(ny), *dx = alloc_floats(nx), *dx0 = alloc_floats(nx);
     float *ws_dw = alloc_floats(nw);
+    float *ws_wtap = conv2d_tap_weight_floats(&s) ? alloc_floats(conv2d_tap_weight_floats(&s)) : NULL;
     double *dw = alloc_doubles(nw), *db = alloc_doubles(nb), *dw0 = alloc_doubles(nw);
     double *db0 = alloc_doubles(nb);
     size_t big = nx > nw ? (nx > ny ? nx : ny) : (nw > ny ? nw : ny);
@@ -316,7 +340,7 @@ static void run_case(const struct conv_case *cc)
         for (int sh = 0; sh < 3; sh++) {
             size_t col_floats = spaces[sp];
             float *col = col_floats ? alloc_floats(col_floats) : NULL;
-            struct conv_workspace ws = {col, col_floats, ws_dw, shards[sh], NULL};
+            struct conv_workspace ws = {col, col_floats, ws_dw, shards[sh], NULL, ws_wtap};
             char name[200], where[140];
             snprintf(where, sizeof where, "%s col=%zu shard=%d", tag, col_floats, shards[sh]);
 
@@ -404,6 +428,7 @@ static void run_case(const struct conv_case *cc)
     free(db0);
     free(dx0);
     free(ws_dw);
+    free(ws_wtap);
     free(xd);
     free(wd);
     free(bd);
@@ -427,7 +452,7 @@ static void check_empty_batch(void)
         w[i] = (float)i;
         dw[i] = i;
     }
-    struct conv_workspace ws = {col, sizeof col / sizeof col[0], ws_dw, 0, NULL};
+    struct conv_workspace ws = {col, sizeof col / sizeof col[0], ws_dw, 0, NULL, NULL};
     conv2d_forward(&s, x, w, b, y, &ws);
     conv2d_backward(&s, x, w, dy, dw, db, NULL, false, &ws);
     EXPECT(y[0] == 8.0f, "n = 0 forward wrote to y");
@@ -440,17 +465,22 @@ int main(void)
 {
     gemm_set_threads(1); /* the shard checks compare bit for bit */
     static const struct conv_case cases[] = {
-        {3, 4, 3, 1, 1, 2, 7, 5},   /* 3x3/1 pad 1, non-square */
-        {2, 3, 3, 2, 1, 3, 9, 8},   /* 3x3/2 pad 1 */
-        {3, 2, 3, 2, 0, 2, 8, 7},   /* 3x3/2 pad 0: last row/column dropped */
-        {2, 2, 3, 1, 0, 1, 6, 4},   /* 3x3/1 pad 0, one sample */
-        {3, 5, 1, 1, 0, 4, 5, 6},   /* pointwise fast path */
-        {5, 3, 1, 1, 0, 1, 3, 7},   /* pointwise, one sample */
-        {4, 3, 1, 2, 0, 3, 7, 7},   /* 1x1/2 through im2col (the shortcut) */
-        {2, 3, 1, 2, 0, 5, 6, 5},   /* 1x1/2, even and odd sides */
-        {1, 4, 7, 2, 3, 5, 16, 13}, /* the stem: 7x7/2 pad 3 */
-        {2, 3, 7, 1, 3, 2, 5, 4},   /* 7x7 larger than the input */
-        {3, 2, 7, 2, 3, 3, 11, 12}, /* 7x7/2 pad 3, odd/even */
+        {3, 4, 3, 1, 1, 2, 7, 5, 0}, /* 3x3/1 pad 1, non-square */
+        {2, 3, 3, 2, 1, 3, 9, 8, 0}, /* 3x3/2 pad 1 */
+        {3, 2, 3, 2, 0, 2, 8, 7, 0}, /* 3x3/2 pad 0: last row/column dropped */
+        {2, 2, 3, 1, 0, 1, 6, 4, 0}, /* 3x3/1 pad 0, one sample */
+        {3, 5, 1, 1, 0, 4, 5, 6, 0}, /* pointwise fast path */
+        {5, 3, 1, 1, 0, 1, 3, 7, 0}, /* pointwise, one sample */
+        {4, 3, 1, 2, 0, 3, 7, 7, 0}, /* 1x1/2 through im2col (the shortcut) */
+        {2, 3, 1, 2, 0, 5, 6, 5, 0}, /* 1x1/2, even and odd sides */
+        {1, 4, 7, 2, 3, 5, 16, 13, 0}, /* the stem: 7x7/2 pad 3 */
+        {2, 3, 7, 1, 3, 2, 5, 4, 0}, /* 7x7 larger than the input */
+        {3, 2, 7, 2, 3, 3, 11, 12, 0}, /* 7x7/2 pad 3, odd/even */
+        {4, 3, 3, 1, 1, 3, 1, 1, 1}, /* 3x3 pad 1 on a 1x1 map: the centre tap only, direct */
+        {3, 4, 3, 2, 1, 3, 2, 2, 0}, /* 3x3/2 pad 1, 2x2 -> 1x1: four live taps */
+        {3, 2, 3, 1, 1, 2, 2, 2, 0}, /* 3x3 pad 1 on a 2x2 map: all taps live */
+        {2, 3, 3, 1, 1, 3, 1, 3, 0}, /* 3x3 pad 1 on a 1x3 map: the middle row of taps */
+        {2, 2, 3, 2, 1, 2, 1, 1, 1}, /* 3x3/2 pad 1 on a 1x1 map: the centre, direct */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
     check_empty_batch();
