@@ -31,6 +31,9 @@ struct conv_shape {
     int ntaps;
     unsigned char taps[CONV_MAX_K * CONV_MAX_K];
     bool direct; /* one live tap reading x at the output's own position: no im2col */
+    /* Compute by Winograd F(2x2, 3x3) (winograd.h) instead of im2col. Off after
+     * conv_shape_init; set it only where winograd_applies. */
+    bool winograd;
 };
 
 void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
@@ -38,14 +41,16 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
 /* True when the convolution reads its input directly (1x1, stride 1, no padding). */
 bool conv_is_pointwise(const struct conv_shape *s);
 /* Floats of column workspace needed to process at least one sample (0 if pointwise
- * or direct). */
+ * or direct; Winograd's transformed tiles if s->winograd). */
 size_t conv2d_col_floats(const struct conv_shape *s);
 /* Floats of the live-tap copy of the weights (0 when every tap is live). */
 size_t conv2d_tap_weight_floats(const struct conv_shape *s);
+/* Floats of Winograd filter workspace (two transformed filter banks; 0 if not). */
+size_t conv2d_winograd_floats(const struct conv_shape *s);
 
 /* Seconds inside convolutions, by part (filled when a workspace carries one). */
 struct conv_timing {
-    double im2col, col2im, gemm;
+    double im2col, col2im, gemm, transform; /* transform: Winograd's data transforms */
 };
 
 /* Workspace shared by all convolutions of a model. */
@@ -56,6 +61,7 @@ struct conv_workspace {
     int shard;         /* samples per micro-shard; 0 = whole batch */
     struct conv_timing *timing; /* NULL: not profiling */
     float *wtap;       /* (largest conv2d_tap_weight_floats) live-tap weights */
+    float *wino;       /* (largest conv2d_winograd_floats) transformed filters */
 };
 
 /* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout). */

@@ -60,6 +60,7 @@ struct model_spec {
     int max_batch;    /* largest per-rank batch forward will see */
     int shard;        /* samples per micro-shard (conv.h); 0 = the whole batch */
     size_t col_budget_floats; /* im2col workspace; 0 = a default */
+    bool winograd;    /* 3x3 stride-1 pad-1 convolutions by Winograd (winograd.h) */
 };
 
 struct conv_layer {

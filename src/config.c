@@ -115,6 +115,8 @@ static const struct key_spec keys[] = {
      .expected = "expected true or false"},
     {.section = "train", .key = "profile", .kind = KIND_BOOL, .offset = FIELD(profile),
      .expected = "expected true or false"},
+    {.section = "train", .key = "winograd", .kind = KIND_BOOL, .offset = FIELD(winograd),
+     .expected = "expected true or false"},
 
     {.section = "dist", .key = "sync_bn", .kind = KIND_BOOL, .offset = FIELD(sync_bn),
      .expected = "expected true or false"},
@@ -213,6 +215,7 @@ void config_defaults(struct config *cfg)
     cfg->threads = 0;
     cfg->eval_batch_size = 0;
     cfg->progress = true;
+    cfg->winograd = true;
 
     cfg->sync_bn = true;
     cfg->bucket_mb = 25;

@@ -6,6 +6,7 @@
 #include "error.h"
 #include "gemm.h"
 #include "timer.h"
+#include "winograd.h"
 
 /* Output columns [lo, hi) whose input column ox*stride - pad + kx lies inside [0, w). */
 static void valid_range(int kx, int stride, int pad, int w, int wo, int *lo, int *hi)
@@ -49,6 +50,7 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
      * the tap is the padding offset and the stride is 1 or there is one output. */
     s->direct = s->ntaps == 1 && s->ho == h && s->wo == w && t / k == pad && t % k == pad &&
                 (stride == 1 || (s->ho == 1 && s->wo == 1));
+    s->winograd = false;
 }
 
 bool conv_is_pointwise(const struct conv_shape *s)
@@ -66,13 +68,19 @@ static bool all_taps_live(const struct conv_shape *s) { return s->ntaps == s->k 
 
 size_t conv2d_col_floats(const struct conv_shape *s)
 {
+    if (s->winograd) return winograd_chunk_floats(s);
     if (reads_input(s)) return 0;
     return (size_t)s->cin * s->ntaps * s->ho * s->wo;
 }
 
 size_t conv2d_tap_weight_floats(const struct conv_shape *s)
 {
-    return all_taps_live(s) ? 0 : (size_t)s->cout * s->cin * s->ntaps;
+    return all_taps_live(s) || s->winograd ? 0 : (size_t)s->cout * s->cin * s->ntaps;
+}
+
+size_t conv2d_winograd_floats(const struct conv_shape *s)
+{
+    return s->winograd ? 2 * winograd_filter_floats(s) : 0;
 }
 
 /* The weights as a (cout, cin*ntaps) matrix: w itself, or its live columns copied. */
@@ -156,14 +164,21 @@ static void col2im_add(const struct conv_shape *s, const float *col, int n0, int
         }
 }
 
+#define WINOGRAD_CHUNK_FLOATS ((size_t)4 << 20)
+
 /* Samples per im2col chunk: as many as the workspace holds, at most one shard. */
 static int chunk_samples(const struct conv_shape *s, const struct conv_workspace *ws, int shard)
 {
-    if (reads_input(s)) return shard;
+    if (reads_input(s) && !s->winograd) return shard;
     size_t per_sample = conv2d_col_floats(s);
     CHECK(ws->col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
           ws->col_floats, per_sample);
     size_t nc = ws->col_floats / per_sample;
+    /* Winograd's transformed tiles are read back right away: chunks of at most
+     * 16 MiB ran its stage-2/3 layers at 96x96 1.5x faster than 32 MiB ones (and
+     * 4 MiB ones 2x slower: the GEMMs get too small). */
+    if (s->winograd && nc * per_sample > WINOGRAD_CHUNK_FLOATS)
+        nc = per_sample < WINOGRAD_CHUNK_FLOATS ? WINOGRAD_CHUNK_FLOATS / per_sample : 1;
     return nc > (size_t)shard ? shard : (int)nc;
 }
 
@@ -182,6 +197,17 @@ static int shard_of(const struct conv_shape *s, const struct conv_workspace *ws)
 
 /* ---- forward / backward ---------------------------------------------------- */
 
+static void add_bias(const struct conv_shape *s, const float *b, float *y)
+{
+    if (!b) return;
+    const size_t ldy = (size_t)s->n * s->ho * s->wo;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < s->cout; c++) {
+        float *row = y + (size_t)c * ldy, bc = b[c];
+        for (size_t i = 0; i < ldy; i++) row[i] += bc;
+    }
+}
+
 void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_all,
                     const float *b, float *y, const struct conv_workspace *ws)
 {
@@ -189,8 +215,20 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
     const size_t hw_out = (size_t)s->ho * s->wo;
     const int ldy = (int)(s->n * hw_out);
     if (s->n == 0) return;
-    const float *w = tap_weights(s, w_all, ws);
     const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
+    if (s->winograd) {
+        TIMED(ws, transform, winograd_transform_filter(s, w_all, ws->wino));
+        for (int s0 = 0; s0 < s->n; s0 += shard) {
+            const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
+            for (int n0 = s0; n0 < s1; n0 += step) {
+                const int nc = s1 - n0 < step ? s1 - n0 : step;
+                TIMED(ws, gemm, winograd_forward(s, ws->wino, x, n0, nc, y, ws->col));
+            }
+        }
+        add_bias(s, b, y);
+        return;
+    }
+    const float *w = tap_weights(s, w_all, ws);
     for (int s0 = 0; s0 < s->n; s0 += shard) {
         const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
         for (int n0 = s0; n0 < s1; n0 += step) {
@@ -205,12 +243,32 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
             }
         }
     }
-    if (b)
-#pragma omp parallel for schedule(static)
-        for (int c = 0; c < s->cout; c++) {
-            float *row = y + (size_t)c * ldy, bc = b[c];
-            for (int i = 0; i < ldy; i++) row[i] += bc;
+    add_bias(s, b, y);
+}
+
+/* conv2d_backward's weight and input gradients by Winograd: per shard, the
+ * transformed weight gradient sums over the shard's chunks, then joins dw. */
+static void winograd_backward(const struct conv_shape *s, const float *x, const float *w_all,
+                              const float *dy, double *dw, float *dx, bool accumulate_dx,
+                              const struct conv_workspace *ws, int shard, int step)
+{
+    const size_t wsize = (size_t)s->cout * s->cin * 9;
+    float *u_flipped = ws->wino, *du = ws->wino + winograd_filter_floats(s);
+    if (dx) TIMED(ws, transform, winograd_transform_filter_flipped(s, w_all, u_flipped));
+    for (int s0 = 0; s0 < s->n; s0 += shard) {
+        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
+        for (int n0 = s0; n0 < s1; n0 += step) {
+            const int nc = s1 - n0 < step ? s1 - n0 : step;
+            const float beta = n0 == s0 ? 0.0f : 1.0f;
+            TIMED(ws, gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, du, ws->col));
+            if (dx)
+                TIMED(ws, gemm, winograd_backward_data(s, u_flipped, dy, n0, nc, dx, accumulate_dx,
+                                                       ws->col));
         }
+        TIMED(ws, transform, winograd_filter_gradient(s, du, ws->dw));
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < wsize; i++) dw[i] += (double)ws->dw[i];
+    }
 }
 
 void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_all,
@@ -229,10 +287,14 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
             db[c] += acc;
         }
     if (s->n == 0) return;
+    const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
+    if (s->winograd) {
+        winograd_backward(s, x, w_all, dy, dw, dx, accumulate_dx, ws, shard, step);
+        return;
+    }
     if (dx && !accumulate_dx && !reads_input(s))
         memset(dx, 0, sizeof(float) * (size_t)s->cin * s->n * s->h * s->w);
     const float *w = tap_weights(s, w_all, ws);
-    const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
     for (int s0 = 0; s0 < s->n; s0 += shard) {
         const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
         for (int n0 = s0; n0 < s1; n0 += step) {

@@ -13,6 +13,7 @@
 #include "loss.h"
 #include "rng.h"
 #include "timer.h"
+#include "winograd.h"
 
 #define PARAM_ALIGN_FLOATS 16 /* 64 bytes, so every tensor starts on a cache line */
 
@@ -51,6 +52,7 @@ static void add_conv(struct resnet *m, struct conv_layer *layer, const char *pre
     layer->bias = add_view(&m->params, &m->nparams, name, ROLE_BIAS, 1, bshape, cin * k * k,
                            cout * k * k);
     conv_shape_init(&layer->shape, cin, cout, k, stride, pad, m->spec.max_batch, h, w);
+    layer->shape.winograd = m->spec.winograd && winograd_pays(&layer->shape);
     layer->prof = m->prof.nconv++;
 }
 
@@ -184,7 +186,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
     TAKE(m->stem_argmax, int32_t, pooled_act);
     int maxc = m->stem_bn.c;
     size_t col = conv2d_col_floats(sc);
-    size_t tap_weights = conv2d_tap_weight_floats(sc);
+    size_t tap_weights = conv2d_tap_weight_floats(sc), wino = conv2d_winograd_floats(sc);
     size_t max_weight = (size_t)m->fc_in * m->spec.num_classes;
     for (int i = 0; i < m->nparams; i++)
         if (m->params[i].count > max_weight) max_weight = m->params[i].count;
@@ -200,6 +202,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
             if (s->cout > maxc) maxc = s->cout;
             if (conv2d_col_floats(s) > col) col = conv2d_col_floats(s);
             if (conv2d_tap_weight_floats(s) > tap_weights) tap_weights = conv2d_tap_weight_floats(s);
+            if (conv2d_winograd_floats(s) > wino) wino = conv2d_winograd_floats(s);
         }
         size_t out = (size_t)b->cout * n * b->ho * b->wo;
         if (b->has_shortcut && conv2d_col_floats(&b->shortcut.shape) > col)
@@ -226,6 +229,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
     m->ws.shard = m->spec.shard;
     TAKE(m->ws.dw, float, max_weight);
     TAKE(m->ws.wtap, float, tap_weights);
+    TAKE(m->ws.wino, float, wino);
     TAKE(m->bn_work, double, 2 * (size_t)maxc + 1);
     for (int i = 0; i < m->nblocks; i++)
         for (int u = 0; u < m->blocks[i].nunits; u++) {
@@ -640,8 +644,10 @@ void resnet_profile_report(struct resnet *m, int64_t steps, double allreduce_wai
     }
     printf("#   %-22s %10.2f %10.2f   (%.1f GFLOP/s over all convolutions)\n", "convolutions",
            conv_f * per, conv_b * per, conv_f + conv_b > 0 ? flops / (conv_f + conv_b) / 1e9 : 0.0);
-    printf("#     of which im2col %.2f, col2im %.2f, GEMM %.2f\n", p->parts.im2col * per,
-           p->parts.col2im * per, p->parts.gemm * per);
+    printf("#     of which im2col %.2f, col2im %.2f, GEMM (Winograd: with its data transforms) "
+           "%.2f, Winograd filter transforms %.2f\n",
+           p->parts.im2col * per, p->parts.col2im * per, p->parts.gemm * per,
+           p->parts.transform * per);
     printf("#   %-22s %10.2f %10.2f\n", "total", (conv_f + other_f) * per, (conv_b + other_b) * per);
     printf("#   allreduce wait %.2f, BN synchronization %.2f (inside batch-norm), optimizer %.2f\n",
            allreduce_wait * per, bn_sync * per, optimizer * per);

@@ -18,6 +18,7 @@
  * NaN) or accumulated with accumulate_dx, and dx == NULL must leave dw and db
  * correct. Guard floats after every output catch writes past the end. */
 #include "conv.h"
+#include "winograd.h"
 #include "gemm.h"
 #include "rng.h"
 #include "testutil.h"
@@ -266,13 +267,22 @@ static void check_shard_split(const char *tag, const struct conv_shape *s, const
     free(db);
 }
 
-static void run_case(const struct conv_case *cc)
+static int winograd_cases;
+
+/* One shape, by im2col or (winograd) by Winograd F(2x2, 3x3). */
+static void run_case(const struct conv_case *cc, bool winograd)
 {
     struct conv_shape s;
     conv_shape_init(&s, cc->cin, cc->cout, cc->k, cc->stride, cc->pad, cc->n, cc->h, cc->w);
-    char tag[96];
-    snprintf(tag, sizeof tag, "cin=%d cout=%d k=%d s=%d p=%d n=%d %dx%d", cc->cin, cc->cout, cc->k,
-             cc->stride, cc->pad, cc->n, cc->h, cc->w);
+    EXPECT(!s.winograd, "conv_shape_init turned Winograd on");
+    if (winograd) {
+        if (!winograd_applies(&s)) return;
+        s.winograd = true;
+        winograd_cases++;
+    }
+    char tag[110];
+    snprintf(tag, sizeof tag, "cin=%d cout=%d k=%d s=%d p=%d n=%d %dx%d%s", cc->cin, cc->cout,
+             cc->k, cc->stride, cc->pad, cc->n, cc->h, cc->w, winograd ? " winograd" : "");
     EXPECT(s.ho == (cc->h + 2 * cc->pad - cc->k) / cc->stride + 1 &&
                s.wo == (cc->w + 2 * cc->pad - cc->k) / cc->stride + 1,
            "%s: output %dx%d", tag, s.ho, s.wo);
@@ -297,12 +307,17 @@ static void run_case(const struct conv_case *cc)
     EXPECT(live == s.ntaps, "%s: %d live taps, conv_shape says %d", tag, live, s.ntaps);
     EXPECT(s.direct == (cc->expect_direct || pointwise), "%s: direct = %d", tag, s.direct);
     size_t per_sample = conv2d_col_floats(&s);
-    bool no_col = pointwise || s.direct;
-    EXPECT(per_sample == (no_col ? 0 : (size_t)cc->cin * live * s.ho * s.wo),
+    bool no_col = (pointwise || s.direct) && !winograd;
+    size_t tiles = (size_t)((s.ho + 1) / 2) * ((s.wo + 1) / 2);
+    EXPECT(per_sample == (winograd  ? 16 * tiles * (size_t)(cc->cin + cc->cout)
+                          : no_col ? 0
+                                   : (size_t)cc->cin * live * s.ho * s.wo),
            "%s: conv2d_col_floats = %zu", tag, per_sample);
     EXPECT(conv2d_tap_weight_floats(&s) ==
-               (live == s.k * s.k ? 0 : (size_t)cc->cout * cc->cin * live),
+               (live == s.k * s.k || winograd ? 0 : (size_t)cc->cout * cc->cin * live),
            "%s: conv2d_tap_weight_floats = %zu", tag, conv2d_tap_weight_floats(&s));
+    EXPECT(conv2d_winograd_floats(&s) == (winograd ? 32 * (size_t)cc->cout * cc->cin : 0),
+           "%s: conv2d_winograd_floats = %zu", tag, conv2d_winograd_floats(&s));
 
     const size_t nx = (size_t)s.cin * s.n * s.h * s.w, nw = (size_t)s.cout * s.cin * s.k * s.k;
     const size_t ny = (size_t)s.cout * s.n * s.ho * s.wo, nb = (size_t)s.cout;
@@ -332,6 +347,7 @@ static void run_case(const struct conv_case *cc)
     float *y = alloc_floats(ny), *dx = alloc_floats(nx), *dx0 = alloc_floats(nx);
     float *ws_dw = alloc_floats(nw);
     float *ws_wtap = conv2d_tap_weight_floats(&s) ? alloc_floats(conv2d_tap_weight_floats(&s)) : NULL;
+    float *ws_wino = winograd ? alloc_floats(conv2d_winograd_floats(&s)) : NULL;
     double *dw = alloc_doubles(nw), *db = alloc_doubles(nb), *dw0 = alloc_doubles(nw);
     double *db0 = alloc_doubles(nb);
     size_t big = nx > nw ? (nx > ny ? nx : ny) : (nw > ny ? nw : ny);
@@ -340,7 +356,7 @@ static void run_case(const struct conv_case *cc)
         for (int sh = 0; sh < 3; sh++) {
             size_t col_floats = spaces[sp];
             float *col = col_floats ? alloc_floats(col_floats) : NULL;
-            struct conv_workspace ws = {col, col_floats, ws_dw, shards[sh], NULL, ws_wtap};
+            struct conv_workspace ws = {col, col_floats, ws_dw, shards[sh], NULL, ws_wtap, ws_wino};
             char name[200], where[140];
             snprintf(where, sizeof where, "%s col=%zu shard=%d", tag, col_floats, shards[sh]);
 
@@ -429,6 +445,7 @@ static void run_case(const struct conv_case *cc)
     free(dx0);
     free(ws_dw);
     free(ws_wtap);
+    free(ws_wino);
     free(xd);
     free(wd);
     free(bd);
@@ -452,7 +469,7 @@ static void check_empty_batch(void)
         w[i] = (float)i;
         dw[i] = i;
     }
-    struct conv_workspace ws = {col, sizeof col / sizeof col[0], ws_dw, 0, NULL, NULL};
+    struct conv_workspace ws = {col, sizeof col / sizeof col[0], ws_dw, 0, NULL, NULL, NULL};
     conv2d_forward(&s, x, w, b, y, &ws);
     conv2d_backward(&s, x, w, dy, dw, db, NULL, false, &ws);
     EXPECT(y[0] == 8.0f, "n = 0 forward wrote to y");
@@ -481,8 +498,15 @@ int main(void)
         {3, 2, 3, 1, 1, 2, 2, 2, 0}, /* 3x3 pad 1 on a 2x2 map: all taps live */
         {2, 3, 3, 1, 1, 3, 1, 3, 0}, /* 3x3 pad 1 on a 1x3 map: the middle row of taps */
         {2, 2, 3, 2, 1, 2, 1, 1, 1}, /* 3x3/2 pad 1 on a 1x1 map: the centre, direct */
+        {5, 6, 3, 1, 1, 3, 6, 6, 0}, /* even map: whole Winograd tiles */
+        {4, 3, 3, 1, 1, 2, 3, 2, 0}, /* odd rows: the last tile row sticks out */
+        {2, 3, 3, 1, 1, 2, 9, 4, 0}, /* odd/even, several tiles */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run_case(&cases[i], false);
+        run_case(&cases[i], true);
+    }
     check_empty_batch();
+    EXPECT(winograd_cases == 5, "%d shapes went through Winograd, expected 5", winograd_cases);
     return test_summary("test_conv");
 }

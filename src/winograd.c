@@ -1,0 +1,266 @@
+/* winograd: F(2x2, 3x3) convolutions; see winograd.h.
+ *
+ * Transform matrices (Lavin & Gray 2016):
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]     input tile d (4x4): B^T d B
+ *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]  filter g (3x3):     G g G^T
+ *   A^T = [1 1 1 0; 0 1 -1 -1]                       product m (4x4):    A^T m A
+ * Transformed arrays are (16, channels, tiles): position xi = 4 * row + column of
+ * the 4x4 tile, so each xi is a plain row-major matrix for the GEMMs. Tiles are
+ * numbered (sample of the chunk, tile row, tile column). */
+#include "winograd.h"
+
+#include "gemm.h"
+
+bool winograd_applies(const struct conv_shape *s)
+{
+    return s->k == 3 && s->stride == 1 && s->pad == 1 && s->h >= 2 && s->w >= 2;
+}
+
+static int tiles_y(const struct conv_shape *s) { return (s->ho + 1) / 2; }
+static int tiles_x(const struct conv_shape *s) { return (s->wo + 1) / 2; }
+
+bool winograd_pays(const struct conv_shape *s)
+{
+    if (!winograd_applies(s) || s->cin < 128) return false;
+    /* Multiplications against im2col's: 16 per tile against 9 per output. */
+    double ratio = 16.0 * tiles_y(s) * tiles_x(s) / (9.0 * s->ho * s->wo);
+    return ratio <= 0.5;
+}
+
+size_t winograd_chunk_floats(const struct conv_shape *s)
+{
+    return 16 * (size_t)tiles_y(s) * tiles_x(s) * (size_t)(s->cin + s->cout);
+}
+
+size_t winograd_filter_floats(const struct conv_shape *s)
+{
+    return 16 * (size_t)s->cout * s->cin;
+}
+
+/* ---- filter transforms ------------------------------------------------------ */
+
+/* u (4x4, at stride `stride` between positions) = G g G^T. */
+static void filter_tile(const float g[9], float *u, size_t stride)
+{
+    float t[4][3];
+    for (int j = 0; j < 3; j++) {
+        t[0][j] = g[j];
+        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+    }
+    for (int i = 0; i < 4; i++) {
+        u[(size_t)(4 * i + 0) * stride] = t[i][0];
+        u[(size_t)(4 * i + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[(size_t)(4 * i + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[(size_t)(4 * i + 3) * stride] = t[i][2];
+    }
+}
+
+void winograd_transform_filter(const struct conv_shape *s, const float *w, float *u)
+{
+    const size_t pairs = (size_t)s->cout * s->cin;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < pairs; r++) filter_tile(w + 9 * r, u + r, pairs);
+}
+
+void winograd_transform_filter_flipped(const struct conv_shape *s, const float *w, float *u)
+{
+    const size_t pairs = (size_t)s->cout * s->cin;
+#pragma omp parallel for schedule(static)
+    for (int ci = 0; ci < s->cin; ci++)
+        for (int co = 0; co < s->cout; co++) {
+            const float *g = w + 9 * ((size_t)co * s->cin + ci);
+            float flipped[9];
+            for (int i = 0; i < 9; i++) flipped[i] = g[8 - i];
+            filter_tile(flipped, u + (size_t)ci * s->cout + co, pairs);
+        }
+}
+
+void winograd_filter_gradient(const struct conv_shape *s, const float *du, float *dw)
+{
+    const size_t pairs = (size_t)s->cout * s->cin;
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < pairs; r++) {
+        float d[16], t[3][4];
+        for (int x = 0; x < 16; x++) d[x] = du[x * pairs + r];
+        for (int j = 0; j < 4; j++) { /* G^T d */
+            t[0][j] = d[j] + 0.5f * (d[4 + j] + d[8 + j]);
+            t[1][j] = 0.5f * (d[4 + j] - d[8 + j]);
+            t[2][j] = 0.5f * (d[4 + j] + d[8 + j]) + d[12 + j];
+        }
+        float *g = dw + 9 * r;
+        for (int i = 0; i < 3; i++) { /* ... G */
+            g[3 * i + 0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
+            g[3 * i + 1] = 0.5f * (t[i][1] - t[i][2]);
+            g[3 * i + 2] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+        }
+    }
+}
+
+/* ---- data transforms -------------------------------------------------------- */
+
+/* v (16, c, P) = B^T d B for every tile of channels [0, c) of samples [n0, n0 + nc)
+ * of x (c, n, h, w), where P = nc * tiles. Input tile (ty, tx) starts at
+ * (2 ty - 1, 2 tx - 1); outside the map reads zero. */
+static void input_transform(const struct conv_shape *s, int c, const float *x, int n0, int nc,
+                            float *v)
+{
+    const int h = s->h, w = s->w, ty_n = tiles_y(s), tx_n = tiles_x(s);
+    const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int ch = 0; ch < c; ch++)
+        for (int n = 0; n < nc; n++) {
+            const float *plane = x + ((size_t)ch * s->n + n0 + n) * h * w;
+            float *out = v + (size_t)ch * P + (size_t)n * tiles;
+            for (int ty = 0; ty < ty_n; ty++)
+                for (int tx = 0; tx < tx_n; tx++) {
+                    const int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+                    float d[4][4];
+                    if (y0 >= 0 && x0 >= 0 && y0 + 4 <= h && x0 + 4 <= w) {
+                        for (int i = 0; i < 4; i++)
+                            for (int j = 0; j < 4; j++) d[i][j] = plane[(y0 + i) * w + x0 + j];
+                    } else {
+                        for (int i = 0; i < 4; i++)
+                            for (int j = 0; j < 4; j++) {
+                                int iy = y0 + i, ix = x0 + j;
+                                d[i][j] = iy >= 0 && iy < h && ix >= 0 && ix < w ? plane[iy * w + ix]
+                                                                                 : 0.0f;
+                            }
+                    }
+                    float t[4][4];
+                    for (int j = 0; j < 4; j++) {
+                        t[0][j] = d[0][j] - d[2][j];
+                        t[1][j] = d[1][j] + d[2][j];
+                        t[2][j] = d[2][j] - d[1][j];
+                        t[3][j] = d[1][j] - d[3][j];
+                    }
+                    float *o = out + (size_t)ty * tx_n + tx;
+                    for (int i = 0; i < 4; i++) {
+                        o[(4 * i + 0) * plane_stride] = t[i][0] - t[i][2];
+                        o[(4 * i + 1) * plane_stride] = t[i][1] + t[i][2];
+                        o[(4 * i + 2) * plane_stride] = t[i][2] - t[i][1];
+                        o[(4 * i + 3) * plane_stride] = t[i][1] - t[i][3];
+                    }
+                }
+        }
+}
+
+/* y (c, n, ho, wo) samples [n0, n0 + nc) = (or +=) A^T m A for every tile of m
+ * (16, c, P); outputs past an odd edge are dropped. */
+static void output_transform(const struct conv_shape *s, int c, const float *m, int n0, int nc,
+                             float *y, bool accumulate)
+{
+    const int ho = s->ho, wo = s->wo, ty_n = tiles_y(s), tx_n = tiles_x(s);
+    const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int ch = 0; ch < c; ch++)
+        for (int n = 0; n < nc; n++) {
+            float *plane = y + ((size_t)ch * s->n + n0 + n) * ho * wo;
+            const float *in = m + (size_t)ch * P + (size_t)n * tiles;
+            for (int ty = 0; ty < ty_n; ty++)
+                for (int tx = 0; tx < tx_n; tx++) {
+                    const float *p = in + (size_t)ty * tx_n + tx;
+                    float t[2][4];
+                    for (int j = 0; j < 4; j++) {
+                        float m0 = p[j * plane_stride], m1 = p[(4 + j) * plane_stride];
+                        float m2 = p[(8 + j) * plane_stride], m3 = p[(12 + j) * plane_stride];
+                        t[0][j] = m0 + m1 + m2;
+                        t[1][j] = m1 - m2 - m3;
+                    }
+                    const int y0 = 2 * ty, x0 = 2 * tx;
+                    for (int i = 0; i < 2 && y0 + i < ho; i++) {
+                        float r[2] = {t[i][0] + t[i][1] + t[i][2], t[i][1] - t[i][2] - t[i][3]};
+                        for (int j = 0; j < 2 && x0 + j < wo; j++) {
+                            float *dst = plane + (y0 + i) * wo + x0 + j;
+                            *dst = accumulate ? *dst + r[j] : r[j];
+                        }
+                    }
+                }
+        }
+}
+
+/* z (16, c, P) = A e A^T for every 2x2 tile e of dy (c, n, ho, wo), samples
+ * [n0, n0 + nc); outputs past an odd edge count as zero. */
+static void gradient_transform(const struct conv_shape *s, int c, const float *dy, int n0, int nc,
+                               float *z)
+{
+    const int ho = s->ho, wo = s->wo, ty_n = tiles_y(s), tx_n = tiles_x(s);
+    const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int ch = 0; ch < c; ch++)
+        for (int n = 0; n < nc; n++) {
+            const float *plane = dy + ((size_t)ch * s->n + n0 + n) * ho * wo;
+            float *out = z + (size_t)ch * P + (size_t)n * tiles;
+            for (int ty = 0; ty < ty_n; ty++)
+                for (int tx = 0; tx < tx_n; tx++) {
+                    const int y0 = 2 * ty, x0 = 2 * tx;
+                    float e[2][2];
+                    for (int i = 0; i < 2; i++)
+                        for (int j = 0; j < 2; j++)
+                            e[i][j] = y0 + i < ho && x0 + j < wo ? plane[(y0 + i) * wo + x0 + j] : 0.0f;
+                    float r[4][2]; /* A e */
+                    for (int j = 0; j < 2; j++) {
+                        r[0][j] = e[0][j];
+                        r[1][j] = e[0][j] + e[1][j];
+                        r[2][j] = e[0][j] - e[1][j];
+                        r[3][j] = -e[1][j];
+                    }
+                    float *o = out + (size_t)ty * tx_n + tx;
+                    for (int i = 0; i < 4; i++) { /* ... A^T */
+                        o[(4 * i + 0) * plane_stride] = r[i][0];
+                        o[(4 * i + 1) * plane_stride] = r[i][0] + r[i][1];
+                        o[(4 * i + 2) * plane_stride] = r[i][0] - r[i][1];
+                        o[(4 * i + 3) * plane_stride] = -r[i][1];
+                    }
+                }
+        }
+}
+
+/* ---- the three passes -------------------------------------------------------- */
+
+static size_t chunk_tiles(const struct conv_shape *s, int nc)
+{
+    return (size_t)nc * tiles_y(s) * tiles_x(s);
+}
+
+void winograd_forward(const struct conv_shape *s, const float *u, const float *x, int n0, int nc,
+                      float *y, float *work)
+{
+    const size_t P = chunk_tiles(s, nc);
+    float *v = work, *m = work + 16 * (size_t)s->cin * P;
+    input_transform(s, s->cin, x, n0, nc, v);
+    for (int xi = 0; xi < 16; xi++)
+        gemm(false, false, s->cout, (int)P, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
+             v + (size_t)xi * s->cin * P, (int)P, 0.0f, m + (size_t)xi * s->cout * P, (int)P);
+    output_transform(s, s->cout, m, n0, nc, y, false);
+}
+
+void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, const float *dy,
+                            int n0, int nc, float *dx, bool accumulate, float *work)
+{
+    /* The forward pass of a conv from cout to cin channels on dy. Same tiles: the map
+     * keeps its size (stride 1, pad 1). */
+    const size_t P = chunk_tiles(s, nc);
+    float *v = work, *m = work + 16 * (size_t)s->cout * P;
+    struct conv_shape t = *s;
+    t.cin = s->cout;
+    t.cout = s->cin;
+    input_transform(&t, t.cin, dy, n0, nc, v);
+    for (int xi = 0; xi < 16; xi++)
+        gemm(false, false, t.cout, (int)P, t.cin, 1.0f, u_flipped + (size_t)xi * t.cout * t.cin,
+             t.cin, v + (size_t)xi * t.cin * P, (int)P, 0.0f, m + (size_t)xi * t.cout * P, (int)P);
+    output_transform(&t, t.cout, m, n0, nc, dx, accumulate);
+}
+
+void winograd_backward_filter(const struct conv_shape *s, const float *x, const float *dy, int n0,
+                              int nc, float beta, float *du, float *work)
+{
+    const size_t P = chunk_tiles(s, nc);
+    float *v = work, *z = work + 16 * (size_t)s->cin * P;
+    input_transform(s, s->cin, x, n0, nc, v);
+    gradient_transform(s, s->cout, dy, n0, nc, z);
+    for (int xi = 0; xi < 16; xi++)
+        gemm(false, true, s->cout, s->cin, (int)P, 1.0f, z + (size_t)xi * s->cout * P, (int)P,
+             v + (size_t)xi * s->cin * P, (int)P, beta, du + (size_t)xi * s->cout * s->cin, s->cin);
+}
