@@ -20,6 +20,9 @@ void arena_begin_sizing(struct arena *a);
 void arena_allocate(struct arena *a);
 /* A zeroed piece of `bytes` (NULL during sizing). */
 void *arena_take(struct arena *a, size_t bytes);
+/* Return the pages to the system without unmapping: between training steps, when
+ * nothing in the arena is live (checkpoint writing), so the peak stays the step's. */
+void arena_release(struct arena *a);
 void arena_free(struct arena *a);
 
 #endif

@@ -246,7 +246,7 @@ static void fill_ckpt_state(const struct trainer *t, struct ckpt_state *st)
 }
 
 /* Rank 0: write the checkpoint of the current position, then rotate. */
-static void save_checkpoint(const struct trainer *t, const char *why)
+static void save_checkpoint(struct trainer *t, const char *why)
 {
     const struct config *cfg = t->cfg;
     char path[CONFIG_PATH_MAX + 64], err[1024];
@@ -260,6 +260,9 @@ static void save_checkpoint(const struct trainer *t, const char *why)
     struct ckpt_state st;
     fill_ckpt_state(t, &st);
     double t0 = timer_now();
+    /* No activation is live between steps; the file image (twice the size of the
+     * weights and momentum) then fits in their pages instead of on top of them. */
+    arena_release(&t->model.arena);
     if (ckpt_write(path, &t->model, &st, err, sizeof err) != 0)
         error_exit(EXIT_CODE_INTERNAL, "%s (the previous checkpoints are kept)", err);
     int removed = ckpt_store_prune(cfg->checkpoint_dir, cfg->checkpoint_keep);
