@@ -9,6 +9,7 @@
 #ifndef RESNET_DDP_BATCHNORM_H
 #define RESNET_DDP_BATCHNORM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "reducer.h"
@@ -29,6 +30,15 @@ void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma
                              const float *beta, float *y, struct bn_saved *saved,
                              float *running_mean, float *running_var,
                              const struct reducer *red, double *work);
+
+/* The two halves of forward_train's statistics, for callers that see x in pieces:
+ * sum, sumsq (c each) += the per-channel sums of x (c, m) ... */
+void batchnorm_accumulate(int c, size_t m, const float *x, double *sum, double *sumsq);
+/* ... then, with work = (sum, sumsq, one spare) and count = this rank's elements per
+ * channel: sums over ranks, saved mean / invstd, running buffers. False if the global
+ * batch is empty (nothing updated). */
+bool batchnorm_finish_stats(int c, double count, struct bn_saved *saved, float *running_mean,
+                            float *running_var, const struct reducer *red, double *work);
 
 /* Evaluation mode: running statistics, no update. */
 void batchnorm_forward_eval(int c, size_t m, const float *x, const float *gamma,

@@ -25,6 +25,7 @@
 #include "batchnorm.h"
 #include "config.h"
 #include "conv.h"
+#include "stem.h"
 #include "pool.h"
 #include "reducer.h"
 
@@ -61,6 +62,10 @@ struct model_spec {
     int shard;        /* samples per micro-shard (conv.h); 0 = the whole batch */
     size_t col_budget_floats; /* im2col workspace; 0 = a default */
     bool winograd;    /* 3x3 stride-1 pad-1 convolutions by Winograd (winograd.h) */
+    /* The stem chunk by chunk (stem.h): its two full-size tensors are never stored.
+     * Off: conv, BN, ReLU and max-pool as separate layers over the whole batch. */
+    bool fused_stem;
+    int stem_chunk;   /* samples per fused-stem chunk; 0 = stem_chunk_samples (tests) */
 };
 
 struct conv_layer {
@@ -146,10 +151,11 @@ struct resnet {
     /* Activations (planned for max_batch). */
     struct arena arena;
     float *input;     /* (in_channels, n, S, S) == (n, S, S) for one channel */
-    float *stem_a;    /* conv output */
-    float *stem_h;    /* BN + ReLU output */
+    float *stem_a;    /* conv output (unfused stem only) */
+    float *stem_h;    /* BN + ReLU output (unfused stem only) */
     float *stem_p;    /* max-pool output */
-    int32_t *stem_argmax;
+    int32_t *stem_argmax; /* (unfused stem only) */
+    struct stem stem; /* chunk buffers of the fused stem (spec.fused_stem) */
     float *pooled;    /* (fc_in, n) */
     float *logits;    /* (n, num_classes) */
     float *dlogits;   /* (n, num_classes) */

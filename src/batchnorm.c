@@ -6,12 +6,8 @@
 
 #include "error.h"
 
-void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma,
-                             const float *beta, float *y, struct bn_saved *saved,
-                             float *running_mean, float *running_var,
-                             const struct reducer *red, double *work)
+void batchnorm_accumulate(int c, size_t m, const float *x, double *sum, double *sumsq)
 {
-    double *sum = work, *sumsq = work + c, *count = work + 2 * c;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float *row = x + (size_t)ch * m;
@@ -22,29 +18,49 @@ void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma
             s += v;
             q += v * v;
         }
-        sum[ch] = s;
-        sumsq[ch] = q;
+        sum[ch] += s;
+        sumsq[ch] += q;
     }
-    *count = (double)m;
+}
+
+bool batchnorm_finish_stats(int c, double count, struct bn_saved *saved, float *running_mean,
+                            float *running_var, const struct reducer *red, double *work)
+{
+    double *sum = work, *sumsq = work + c;
+    work[2 * c] = count;
     reducer_sum(red, work, 2 * (size_t)c + 1);
-    const double n = *count;
+    const double n = work[2 * c];
     saved->count = n;
     /* Only per-rank BN on a rank without samples this step (the short last batch of
      * an epoch split in whole shards) sees nothing: no statistics to take. */
-    if (n == 0) return;
+    if (n == 0) return false;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         double mean = sum[ch] / n;
         double var = sumsq[ch] / n - mean * mean;
         if (var < 0) var = 0; /* rounding when all values are equal */
-        float invstd = (float)(1.0 / sqrt(var + (double)BN_EPS));
         saved->mean[ch] = (float)mean;
-        saved->invstd[ch] = invstd;
+        saved->invstd[ch] = (float)(1.0 / sqrt(var + (double)BN_EPS));
         double unbiased = n > 1 ? var * n / (n - 1) : var;
         running_mean[ch] = (1.0f - BN_MOMENTUM) * running_mean[ch] + BN_MOMENTUM * (float)mean;
         running_var[ch] = (1.0f - BN_MOMENTUM) * running_var[ch] + BN_MOMENTUM * (float)unbiased;
+    }
+    return true;
+}
 
-        const float scale = gamma[ch] * invstd, shift = beta[ch] - (float)mean * scale;
+void batchnorm_forward_train(int c, size_t m, const float *x, const float *gamma,
+                             const float *beta, float *y, struct bn_saved *saved,
+                             float *running_mean, float *running_var,
+                             const struct reducer *red, double *work)
+{
+    for (int ch = 0; ch < 2 * c; ch++) work[ch] = 0.0;
+    batchnorm_accumulate(c, m, x, work, work + c);
+    if (!batchnorm_finish_stats(c, (double)m, saved, running_mean, running_var, red, work))
+        return;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float scale = gamma[ch] * saved->invstd[ch];
+        const float shift = beta[ch] - saved->mean[ch] * scale;
         const float *row = x + (size_t)ch * m;
         float *out = y + (size_t)ch * m;
         for (size_t i = 0; i < m; i++) out[i] = row[i] * scale + shift;

@@ -177,13 +177,21 @@ static void plan_activations(struct resnet *m, struct arena *a)
         if (c_ > max_act) max_act = c_;                                           \
     } while (0)
     TAKE(m->input, float, (size_t)m->spec.in_channels * n * S * S);
-    /* The stem's two tensors are the largest; they are not counted in max_act because
-     * the stem's backward works inside stem_h (see resnet_backward). */
-    TAKE(m->stem_a, float, stem_out);
-    TAKE(m->stem_h, float, stem_out);
     size_t pooled_act = (size_t)sc->cout * n * m->stem_pool.ho * m->stem_pool.wo;
-    TAKE_ACT(m->stem_p, pooled_act);
-    TAKE(m->stem_argmax, int32_t, pooled_act);
+    if (m->spec.fused_stem) {
+        size_t chunk_out = (size_t)sc->cout * m->stem.chunk * sc->ho * sc->wo;
+        TAKE(m->stem.a, float, chunk_out);
+        TAKE(m->stem.d, float, chunk_out);
+        TAKE_ACT(m->stem_p, pooled_act);
+        TAKE(m->stem.argmax, uint8_t, pooled_act);
+    } else {
+        /* The stem's two tensors are the largest; they are not counted in max_act
+         * because the stem's backward works inside stem_h (see resnet_backward). */
+        TAKE(m->stem_a, float, stem_out);
+        TAKE(m->stem_h, float, stem_out);
+        TAKE_ACT(m->stem_p, pooled_act);
+        TAKE(m->stem_argmax, int32_t, pooled_act);
+    }
     int maxc = m->stem_bn.c;
     size_t col = conv2d_col_floats(sc);
     size_t tap_weights = conv2d_tap_weight_floats(sc), wino = conv2d_winograd_floats(sc);
@@ -258,6 +266,15 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
              spec->image_size);
     add_bn(m, &m->stem_bn, "0.1", spec->width);
     maxpool_shape_init(&m->stem_pool, 3, 2, 1, m->stem_conv.shape.ho, m->stem_conv.shape.wo);
+    CHECK(!spec->fused_stem || spec->in_channels == 1, "the fused stem needs one input channel");
+    if (spec->fused_stem) {
+        m->stem.conv = m->stem_conv.shape;
+        m->stem.pool = m->stem_pool;
+        m->stem.chunk = spec->stem_chunk > 0 ? spec->stem_chunk
+                                              : stem_chunk_samples(&m->stem_conv.shape, spec->shard);
+        CHECK(m->stem.chunk <= spec->max_batch && (spec->shard <= 0 || m->stem.chunk % spec->shard == 0),
+              "stem chunk %d: expected whole shards, at most the batch", m->stem.chunk);
+    }
 
     /* Stages b2..b5: the first block of stages 2-4 halves the size (stride 2). */
     m->nblocks = arch.blocks[0] + arch.blocks[1] + arch.blocks[2] + arch.blocks[3];
@@ -401,6 +418,17 @@ static void bn_fwd(struct resnet *m, struct bn_layer *bn, size_t per_channel, co
     if (m->prof.enabled) m->prof.fwd[PROF_BN] += timer_now() - t0;
 }
 
+static struct stem_params stem_params_of(struct resnet *m)
+{
+    return (struct stem_params){
+        .w = PARAM(m, m->stem_conv.weight), .b = PARAM(m, m->stem_conv.bias),
+        .gamma = PARAM(m, m->stem_bn.weight), .beta = PARAM(m, m->stem_bn.bias),
+        .running_mean = BUFFER(m, m->stem_bn.running_mean),
+        .running_var = BUFFER(m, m->stem_bn.running_var), .saved = &m->stem_bn.saved,
+        .dw = GRAD(m, m->stem_conv.weight), .db = GRAD(m, m->stem_conv.bias),
+        .dgamma = GRAD(m, m->stem_bn.weight), .dbeta = GRAD(m, m->stem_bn.bias)};
+}
+
 double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train,
                       float loss_scale, const struct reducer *red, int64_t *correct)
 {
@@ -408,11 +436,21 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
           m->spec.max_batch);
     const struct conv_shape *sc = &m->stem_conv.shape;
     size_t stem_pc = (size_t)n * sc->ho * sc->wo;
-    conv_fwd(m, &m->stem_conv, n, m->input, m->stem_a);
-    bn_fwd(m, &m->stem_bn, stem_pc, m->stem_a, m->stem_h, train, red);
-    PROFILED(m, fwd, PROF_RELU, relu_forward((size_t)sc->cout * stem_pc, m->stem_h));
-    PROFILED(m, fwd, PROF_POOL, maxpool_forward(&m->stem_pool, (size_t)sc->cout * n, m->stem_h,
-                                                m->stem_p, m->stem_argmax));
+    if (m->spec.fused_stem) {
+        double t0 = m->prof.enabled ? timer_now() : 0.0;
+        const struct stem_params sp = stem_params_of(m);
+        stem_forward(&m->stem, &sp, n, m->input, train, m->stem_p, red, m->bn_work, &m->ws);
+        if (m->prof.enabled) {
+            m->prof.conv[m->stem_conv.prof].fwd += timer_now() - t0;
+            m->prof.conv[m->stem_conv.prof].macs += conv_macs(sc) * n;
+        }
+    } else {
+        conv_fwd(m, &m->stem_conv, n, m->input, m->stem_a);
+        bn_fwd(m, &m->stem_bn, stem_pc, m->stem_a, m->stem_h, train, red);
+        PROFILED(m, fwd, PROF_RELU, relu_forward((size_t)sc->cout * stem_pc, m->stem_h));
+        PROFILED(m, fwd, PROF_POOL, maxpool_forward(&m->stem_pool, (size_t)sc->cout * n,
+                                                    m->stem_h, m->stem_p, m->stem_argmax));
+    }
 
     for (int i = 0; i < m->nblocks; i++) {
         struct block *b = &m->blocks[i];
@@ -540,14 +578,21 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
      * to be as large as the stem's output. */
     const struct conv_shape *sc = &m->stem_conv.shape;
     size_t stem_pc = (size_t)n * sc->ho * sc->wo;
-    float *dh = m->stem_h;
-    PROFILED(m, bwd, PROF_POOL, maxpool_backward(&m->stem_pool, (size_t)sc->cout * n,
-                                                 m->grad_buf[iy], m->stem_argmax, dh));
-    PROFILED(m, bwd, PROF_RELU,
-             batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
-                                 PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh));
-    bn_bwd(m, &m->stem_bn, stem_pc, m->stem_a, dh, red);
-    conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false);
+    if (m->spec.fused_stem) {
+        double t0 = m->prof.enabled ? timer_now() : 0.0;
+        const struct stem_params sp = stem_params_of(m);
+        stem_backward(&m->stem, &sp, n, m->input, m->grad_buf[iy], red, m->bn_work, &m->ws);
+        if (m->prof.enabled) m->prof.conv[m->stem_conv.prof].bwd += timer_now() - t0;
+    } else {
+        float *dh = m->stem_h;
+        PROFILED(m, bwd, PROF_POOL, maxpool_backward(&m->stem_pool, (size_t)sc->cout * n,
+                                                     m->grad_buf[iy], m->stem_argmax, dh));
+        PROFILED(m, bwd, PROF_RELU,
+                 batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
+                                     PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh));
+        bn_bwd(m, &m->stem_bn, stem_pc, m->stem_a, dh, red);
+        conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false);
+    }
     report_ready(m, m->stem_conv.weight, hook);
 }
 

@@ -83,7 +83,7 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
         .depth = cfg->depth, .width = cfg->width, .num_classes = cfg->num_classes,
         .in_channels = 1, .image_size = t->image_size,
         .max_batch = t->rank_batch > t->eval_batch ? t->rank_batch : t->eval_batch,
-        .shard = cfg->shard_size, .winograd = cfg->winograd,
+        .shard = cfg->shard_size, .winograd = cfg->winograd, .fused_stem = true,
     };
     resnet_init(&t->model, &spec);
     if (comm->rank == 0) resnet_init_params(&t->model, cfg->init, cfg->seed);

@@ -1,0 +1,65 @@
+/* stem: the network's first layers (7x7/2 convolution with bias, batch-norm, ReLU,
+ * 3x3/2 max-pool) computed a chunk of samples at a time.
+ *
+ * The convolution's output and the BN + ReLU output are the two largest tensors of
+ * the network (at 96x96: 64 x 48 x 48 floats per image each, 151 MB per 256 images,
+ * four times the pooled output). Here neither is ever stored whole: the convolution
+ * (1.5% of the network's FLOPs) is recomputed chunk by chunk instead.
+ *   forward (train): pass 1 convolves each chunk and adds up the BN statistics;
+ *     after they are summed over ranks, pass 2 convolves again and goes straight
+ *     through BN, ReLU and max-pool to the pooled output, keeping for each pooled
+ *     value the position of its maximum in the 3x3 window (one byte);
+ *   backward: pass 1 convolves each chunk again and adds up BN's two gradient sums
+ *     from the pooled gradients alone (each lands on its window's maximum, if that
+ *     passed the ReLU); pass 2 convolves once more, scatters the pooled gradient,
+ *     applies BN's input gradient and adds the chunk's weight gradient.
+ * Results equal the unfused layers up to rounding (tests/test_stem.c). The pooled
+ * output and the window positions are (C, N, ho, wo), like every activation. Needs
+ * one input channel (the input of a chunk is then contiguous). */
+#ifndef RESNET_DDP_STEM_H
+#define RESNET_DDP_STEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batchnorm.h"
+#include "conv.h"
+#include "pool.h"
+#include "reducer.h"
+
+struct stem {
+    struct conv_shape conv;    /* at the planned batch */
+    struct maxpool_shape pool; /* over the convolution's output */
+    int chunk;                 /* samples per chunk (whole micro-shards) */
+    float *a;                  /* (cout, chunk, conv ho, wo): the convolution's output */
+    float *d;                  /* same size: its gradient */
+    uint8_t *argmax;           /* (cout, batch, pool ho, wo): ky * 3 + kx of each maximum */
+};
+
+/* Parameters, buffers and gradient accumulators of the stem's convolution and BN. */
+struct stem_params {
+    const float *w, *b, *gamma, *beta;
+    float *running_mean, *running_var;
+    struct bn_saved *saved;
+    double *dw, *db, *dgamma, *dbeta;
+};
+
+/* Samples per chunk for a convolution of this shape: about 8 MB of output, rounded
+ * to whole shards of `shard` samples (0: any), at most the planned batch. */
+int stem_chunk_samples(const struct conv_shape *conv, int shard);
+
+/* pooled (cout, n, ho, wo) = maxpool(relu(bn(conv(input)))) for input (1, n, h, w).
+ * train: batch statistics (summed through red; work: 2 * cout + 1 doubles) and
+ * running buffers updated; else running statistics. */
+void stem_forward(const struct stem *st, const struct stem_params *p, int n, const float *input,
+                  bool train, float *pooled, const struct reducer *red, double *work,
+                  const struct conv_workspace *ws);
+
+/* Given dpooled (cout, n, pool ho, wo) of the last training forward: dw, db, dgamma,
+ * dbeta += this rank's gradients (the input needs none). */
+void stem_backward(const struct stem *st, const struct stem_params *p, int n, const float *input,
+                   const float *dpooled, const struct reducer *red, double *work,
+                   const struct conv_workspace *ws);
+
+#endif
