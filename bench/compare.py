@@ -11,7 +11,10 @@ the warm-up. The table gives, per program, the median / min / max of those per-r
 medians, the ratio of medians to PyTorch, the peak RSS (largest over the runs; for a
 2-rank run, of the largest rank), GFLOP/s at the nominal cost of one training image
 (198 MFLOP at 28x28, 1,910 MFLOP at 96x96, counting im2col's multiplications by
-padding, the same for both programs) and that as a fraction of the 2 cores' FMA peak.
+padding, the same for both programs) and that as a fraction of the 2 cores' FMA peak
+(513 GFLOP/s, issue #6) and of what OpenBLAS's sgemm reaches on this machine in the
+same environment (2048^3, 2 threads, best of 5: build/sgemm_peak, run before each
+environment's runs).
 
 Environment variants (--env):
   asis   the environment as given (these machines set OPENBLAS_CORETYPE=Haswell and
@@ -126,7 +129,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.env.split(","):
             env = env_variant(variant)
-            print(f"# env {variant}: {describe_env(env)}", flush=True)
+            peak_bin = os.path.join(os.path.dirname(os.environ.get("RESNET_DDP_BIN", os.path.join(ROOT, "build", "resnet_ddp"))), "sgemm_peak")
+            sgemm, core = run([peak_bin, "2"], env, os.path.join(tmp, "log"))[0].split()
+            sgemm = float(sgemm)
+            print(f"# env {variant}: {describe_env(env)}; OpenBLAS core {core}, sgemm 2048^3 x 2 threads "
+                  f"{sgemm:.0f} GFLOP/s", flush=True)
             for mode in args.modes.split(","):
                 size, ranks, threads = MODES[mode]
                 a = argparse.Namespace(**vars(args))
@@ -157,14 +164,14 @@ def main():
                     med = statistics.median(rates)
                     gflops = med * MFLOP[size] / 1000.0
                     rows.append((variant, mode, f"{ranks}x{threads}", name, med, min(rates), max(rates),
-                                 med / ref, max(rss), gflops, gflops / PEAK_GFLOPS))
+                                 med / ref, max(rss), gflops, gflops / PEAK_GFLOPS, gflops / sgemm))
     print()
     print("| env | mode | ranks x threads | program | img/s median | min | max | vs PyTorch | peak RSS GiB "
-          "| GFLOP/s | of 513 peak |")
-    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for v, mode, rt, name, med, lo, hi, ratio, rss, gf, frac in rows:
+          "| GFLOP/s | of 513 peak | of sgemm |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for v, mode, rt, name, med, lo, hi, ratio, rss, gf, frac, of_sgemm in rows:
         print(f"| {v} | {mode} | {rt} | {name} | {med:.1f} | {lo:.1f} | {hi:.1f} | {ratio:.2f}x | {rss:.2f} "
-              f"| {gf:.0f} | {frac:.0%} |")
+              f"| {gf:.0f} | {frac:.0%} | {of_sgemm:.0%} |")
 
 
 if __name__ == "__main__":
