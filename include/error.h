@@ -27,6 +27,11 @@ void error_set_rank(int rank);
 /* Print "resnet_ddp: error: <message>" without stopping (for an exit all ranks agreed on). */
 void error_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Fill a caller's message buffer (nothing if err is NULL or errsize 0): for
+ * functions that report failure to their caller instead of stopping. */
+void error_message(char *err, size_t errsize, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Print "resnet_ddp: error: <message>" and stop with `code`. */
 _Noreturn void error_exit(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 _Noreturn void error_internal(const char *file, int line, const char *fmt, ...)

@@ -39,18 +39,6 @@
 
 /* ---- messages ------------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (!err || errsize == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
-
 struct h5_reason {
     char text[200];
 };
@@ -438,7 +426,7 @@ int ckpt_write(const char *path, const struct resnet *m, const struct ckpt_state
     if (rc == 0) rc = rename_durably(tmp, path, &w);
     if (rc != 0) {
         unlink(tmp);
-        set_err(err, errsize, "cannot write checkpoint '%s': %s", path, w.text);
+        error_message(err, errsize, "cannot write checkpoint '%s': %s", path, w.text);
     }
     free(tmp);
     H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
@@ -472,7 +460,7 @@ static int rfail(const struct reader *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    set_err(r->err, r->errsize, "checkpoint '%s': %s", r->path, msg);
+    error_message(r->err, r->errsize, "checkpoint '%s': %s", r->path, msg);
     return -1;
 }
 
@@ -586,7 +574,7 @@ static int read_attrs(const struct reader *r, hid_t file, struct ckpt_state *st,
         read_attr_int(r, file, "num_classes", &classes) < 0)
         return -1;
     if (depth != spec->depth || width != spec->width || classes != spec->num_classes) {
-        set_err(r->err, r->errsize,
+        error_message(r->err, r->errsize,
                 "checkpoint '%s' is ResNet-%" PRId64 " (width %" PRId64 ", %" PRId64
                 " classes) but the config builds ResNet-%d (width %d, %d classes)",
                 r->path, depth, width, classes, spec->depth, spec->width, spec->num_classes);
@@ -817,7 +805,7 @@ static hid_t open_file(const struct reader *r)
         H5Pset_file_image(fapl, image + CKPT_SEAL_SIZE, size - CKPT_SEAL_SIZE) < 0) {
         if (fapl >= 0) H5Pclose(fapl);
         free(image);
-        set_err(r->err, r->errsize, "cannot open checkpoint '%s': HDF5 error", r->path);
+        error_message(r->err, r->errsize, "cannot open checkpoint '%s': HDF5 error", r->path);
         return -1;
     }
     free(image);
@@ -833,7 +821,7 @@ static hid_t open_file(const struct reader *r)
     if (file < 0) h5_reason(why, sizeof why);
     H5Pclose(fapl);
     if (file < 0) {
-        set_err(r->err, r->errsize, "'%s' is not a readable HDF5 checkpoint (%s)", r->path, why);
+        error_message(r->err, r->errsize, "'%s' is not a readable HDF5 checkpoint (%s)", r->path, why);
         return -1;
     }
     return file;

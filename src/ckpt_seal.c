@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +16,6 @@
 
 #define SEAL_MAGIC "resnet_ddp checkpoint format 2\n"
 #define MAX_FILE_BYTES ((size_t)1 << 36) /* 64 GiB: far above any model this builds */
-
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (!err || errsize == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
 
 static uint32_t crc_of(const unsigned char *p, size_t n)
 {
@@ -114,18 +101,18 @@ int ckpt_unseal_file(const char *path, unsigned char **image, size_t *size, char
     /* O_NONBLOCK: a FIFO must not hang the probe. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, errsize, "cannot open checkpoint '%s': %s", path, strerror(errno));
+        error_message(err, errsize, "cannot open checkpoint '%s': %s", path, strerror(errno));
         return -1;
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        set_err(err, errsize, "checkpoint '%s' is not a regular file", path);
+        error_message(err, errsize, "checkpoint '%s' is not a regular file", path);
         return -1;
     }
     if ((uint64_t)sb.st_size > MAX_FILE_BYTES) {
         close(fd);
-        set_err(err, errsize, "checkpoint '%s' is %jd bytes: expected at most %zu", path,
+        error_message(err, errsize, "checkpoint '%s' is %jd bytes: expected at most %zu", path,
                 (intmax_t)sb.st_size, MAX_FILE_BYTES);
         return -1;
     }
@@ -134,14 +121,14 @@ int ckpt_unseal_file(const char *path, unsigned char **image, size_t *size, char
     int rc = read_all(fd, (size_t)sb.st_size, &buf, &errnum);
     close(fd);
     if (rc != 0) {
-        set_err(err, errsize, "cannot read checkpoint '%s': %s", path, strerror(errnum));
+        error_message(err, errsize, "cannot read checkpoint '%s': %s", path, strerror(errnum));
         return -1;
     }
     char why[160];
     const char *bad = check_header(buf, (size_t)sb.st_size, why, sizeof why);
     if (bad) {
         free(buf);
-        set_err(err, errsize, "checkpoint '%s' %s", path, bad);
+        error_message(err, errsize, "checkpoint '%s' %s", path, bad);
         return -1;
     }
     *image = buf;
@@ -157,7 +144,7 @@ int ckpt_reseal_file(const char *path, char *err, size_t errsize)
     int errnum = 0;
     if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size <= CKPT_SEAL_SIZE ||
         read_all(fd, (size_t)sb.st_size, &buf, &errnum) != 0) {
-        set_err(err, errsize, "cannot reseal '%s': %s", path,
+        error_message(err, errsize, "cannot reseal '%s': %s", path,
                 fd < 0 ? strerror(errno) : errnum ? strerror(errnum) : "too short or unreadable");
         if (fd >= 0) close(fd);
         return -1;
@@ -166,7 +153,7 @@ int ckpt_reseal_file(const char *path, char *err, size_t errsize)
     ssize_t n = pwrite(fd, buf, CKPT_SEAL_SIZE, 0);
     int closed = close(fd);
     int rc = n == CKPT_SEAL_SIZE && closed == 0 ? 0 : -1;
-    if (rc != 0) set_err(err, errsize, "cannot reseal '%s': write failed", path);
+    if (rc != 0) error_message(err, errsize, "cannot reseal '%s': write failed", path);
     free(buf);
     return rc;
 }

@@ -91,3 +91,12 @@ char *xstrdup(const char *s)
     memcpy(p, s, n);
     return p;
 }
+
+void error_message(char *err, size_t errsize, const char *fmt, ...)
+{
+    if (!err || errsize == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsize, fmt, ap);
+    va_end(ap);
+}

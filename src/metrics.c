@@ -26,12 +26,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "error.h"
 
 enum {
     MAX_COLUMNS = 8,
@@ -112,18 +113,6 @@ static struct h5_quiet quiet_begin(void)
 static void quiet_end(struct h5_quiet q)
 {
     H5Eset_auto2(H5E_DEFAULT, q.func, q.data);
-}
-
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (!err || errsize == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
 }
 
 static herr_t take_innermost(unsigned n, const H5E_error2_t *e, void *out)
@@ -272,7 +261,7 @@ static int table_open(struct table *t, hid_t file, const char *path, char *err, 
     return 0;
 bad:
     H5Eclear2(H5E_DEFAULT);
-    set_err(err, errsize, "'%s' is not a resnet_ddp metrics file: %s", path, what);
+    error_message(err, errsize, "'%s' is not a resnet_ddp metrics file: %s", path, what);
     return -1;
 }
 
@@ -343,13 +332,13 @@ static int flush_all(struct metrics_log *log, char *err, size_t errsize)
     struct table *tables[] = {&log->steps, &log->epochs};
     for (int i = 0; i < 2; i++) {
         if (table_write_buffered(tables[i]) < 0) {
-            set_err(err, errsize, "cannot write %s to metrics file '%s': %s",
+            error_message(err, errsize, "cannot write %s to metrics file '%s': %s",
                     tables[i]->group_name, log->path, h5_reason());
             return -1;
         }
     }
     if (H5Fflush(log->file, H5F_SCOPE_GLOBAL) < 0) {
-        set_err(err, errsize, "cannot flush metrics file '%s': %s", log->path, h5_reason());
+        error_message(err, errsize, "cannot flush metrics file '%s': %s", log->path, h5_reason());
         return -1;
     }
     return 0;
@@ -361,7 +350,7 @@ static int table_append(struct metrics_log *log, struct table *t, const union ce
                         char *err, size_t errsize)
 {
     if (row[0].i <= t->last_key) {
-        set_err(err, errsize,
+        error_message(err, errsize,
                 "metrics file '%s': %s %" PRId64 " is not after the last logged %s %" PRId64,
                 log->path, t->key_name, row[0].i, t->key_name, t->last_key);
         return -1;
@@ -406,7 +395,7 @@ static int check_parent_dir(const char *path, char *err, size_t errsize)
     else if (access(dir, W_OK | X_OK) != 0)
         e = errno;
     if (e == 0) return 0;
-    set_err(err, errsize, "cannot create metrics file '%s': %s", path, strerror(e));
+    error_message(err, errsize, "cannot create metrics file '%s': %s", path, strerror(e));
     return -1;
 }
 
@@ -416,11 +405,11 @@ static int create_file(struct metrics_log *log, char *err, size_t errsize)
     if (check_parent_dir(path, err, errsize) < 0) return -1;
     log->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (log->file < 0) {
-        set_err(err, errsize, "cannot create metrics file '%s': %s", path, h5_reason());
+        error_message(err, errsize, "cannot create metrics file '%s': %s", path, h5_reason());
         return -1;
     }
     if (table_create(&log->steps, log->file) < 0 || table_create(&log->epochs, log->file) < 0) {
-        set_err(err, errsize, "cannot create datasets in metrics file '%s': %s", path,
+        error_message(err, errsize, "cannot create datasets in metrics file '%s': %s", path,
                 h5_reason());
         return -1;
     }
@@ -432,23 +421,23 @@ static int open_existing(struct metrics_log *log, const struct stat *st, int64_t
 {
     const char *path = log->path;
     if (!S_ISREG(st->st_mode)) {
-        set_err(err, errsize, "cannot open metrics file '%s': not a regular file", path);
+        error_message(err, errsize, "cannot open metrics file '%s': not a regular file", path);
         return -1;
     }
     if (access(path, R_OK | W_OK) != 0) {
-        set_err(err, errsize, "cannot open metrics file '%s': %s", path, strerror(errno));
+        error_message(err, errsize, "cannot open metrics file '%s': %s", path, strerror(errno));
         return -1;
     }
     if (H5Fis_hdf5(path) <= 0) {
         H5Eclear2(H5E_DEFAULT);
-        set_err(err, errsize, "'%s' is not a resnet_ddp metrics file: not an HDF5 file", path);
+        error_message(err, errsize, "'%s' is not a resnet_ddp metrics file: not an HDF5 file", path);
         return -1;
     }
     log->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
     if (log->file < 0) {
         const char *reason = h5_reason();
         /* HDF5 locks a file while it is open for writing. */
-        set_err(err, errsize, "cannot open metrics file '%s': %s%s", path, reason,
+        error_message(err, errsize, "cannot open metrics file '%s': %s%s", path, reason,
                 strstr(reason, "lock") ? " (is another run writing it?)" : "");
         return -1;
     }
@@ -457,7 +446,7 @@ static int open_existing(struct metrics_log *log, const struct stat *st, int64_t
         return -1;
     if (table_truncate(&log->steps, resume_step) < 0 ||
         table_truncate(&log->epochs, resume_epoch) < 0) {
-        set_err(err, errsize, "cannot truncate metrics file '%s' for resuming: %s", path,
+        error_message(err, errsize, "cannot truncate metrics file '%s' for resuming: %s", path,
                 h5_reason());
         return -1;
     }
@@ -472,7 +461,7 @@ struct metrics_log *metrics_open(const char *path, bool resume, int64_t resume_s
     if (!log || !path_copy) {
         free(log);
         free(path_copy);
-        set_err(err, errsize, "cannot open metrics file '%s': out of memory", path);
+        error_message(err, errsize, "cannot open metrics file '%s': out of memory", path);
         return NULL;
     }
     log->path = path_copy;
@@ -488,7 +477,7 @@ struct metrics_log *metrics_open(const char *path, bool resume, int64_t resume_s
     struct stat st;
     int rc;
     if (table_alloc_buffers(&log->steps) < 0 || table_alloc_buffers(&log->epochs) < 0) {
-        set_err(err, errsize, "cannot open metrics file '%s': out of memory", path);
+        error_message(err, errsize, "cannot open metrics file '%s': out of memory", path);
         rc = -1;
     } else if (resume && stat(path, &st) == 0) {
         rc = open_existing(log, &st, resume_step, resume_epoch, err, errsize);

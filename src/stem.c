@@ -25,6 +25,14 @@ static inline float bn_relu(float a, float scale, float shift)
     return v > 0.0f ? v : 0.0f;
 }
 
+/* BN's per-channel scale and shift with the last training batch's statistics, as
+ * batchnorm.c computes them. */
+static inline void train_affine(const struct stem_params *p, int ch, float *scale, float *shift)
+{
+    *scale = p->gamma[ch] * p->saved->invstd[ch];
+    *shift = p->beta[ch] - p->saved->mean[ch] * *scale;
+}
+
 /* The convolution of samples [n0, n0 + nc) into st->a. */
 static void convolve_chunk(const struct stem *st, const struct stem_params *p, const float *input,
                            int n0, int nc, const struct conv_workspace *ws)
@@ -98,11 +106,13 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
      * statistics part is used up. */
     float *scale = (float *)work, *shift = scale + c;
     for (int ch = 0; ch < c; ch++) {
-        float invstd = train ? p->saved->invstd[ch]
-                             : (float)(1.0 / sqrt((double)p->running_var[ch] + (double)BN_EPS));
-        float mean = train ? p->saved->mean[ch] : p->running_mean[ch];
+        if (train) {
+            train_affine(p, ch, &scale[ch], &shift[ch]);
+            continue;
+        }
+        float invstd = (float)(1.0 / sqrt((double)p->running_var[ch] + (double)BN_EPS));
         scale[ch] = p->gamma[ch] * invstd;
-        shift[ch] = p->beta[ch] - mean * scale[ch];
+        shift[ch] = p->beta[ch] - p->running_mean[ch] * scale[ch];
     }
     for (int n0 = 0; n0 < n; n0 += st->chunk) {
         const int nc = n - n0 < st->chunk ? n - n0 : st->chunk;
@@ -136,8 +146,8 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
         convolve_chunk(st, p, input, n0, nc, ws);
 #pragma omp parallel for schedule(static)
         for (int ch = 0; ch < c; ch++) {
-            const float scale = p->gamma[ch] * sv->invstd[ch];
-            const float shift = p->beta[ch] - sv->mean[ch] * scale;
+            float scale, shift;
+            train_affine(p, ch, &scale, &shift);
             const double mean = sv->mean[ch], invstd = sv->invstd[ch];
             double s = 0.0, sx = 0.0;
             for (int j = 0; j < nc; j++) {
@@ -172,8 +182,8 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
         convolve_chunk(st, p, input, n0, nc, ws);
 #pragma omp parallel for schedule(static)
         for (int ch = 0; ch < c; ch++) {
-            const float scale = p->gamma[ch] * sv->invstd[ch];
-            const float shift = p->beta[ch] - sv->mean[ch] * scale;
+            float scale, shift;
+            train_affine(p, ch, &scale, &shift);
             const float mean = sv->mean[ch], invstd = sv->invstd[ch];
             const float k = p->gamma[ch] * invstd;
             const float mean_dy = (float)(sum_dy[ch] / count);
