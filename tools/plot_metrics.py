@@ -29,11 +29,24 @@ def load(path):
     except OSError as e:
         sys.exit(f"plot_metrics: cannot read '{path}': {e}")
 
+def parse_reference(text):
+    label, _, numbers = text.rpartition(":")
+    try:
+        loss, train, test = (float(x) for x in numbers.split(","))
+    except ValueError:
+        sys.exit(f"plot_metrics: --reference '{text}': expected LABEL:LOSS,TRAIN_ACC,TEST_ACC, "
+                 "e.g. 'd2l:0.019,0.994,0.915'")
+    return label or "reference", loss, train, test
+
 def main():
     ap = argparse.ArgumentParser(description="Plot a resnet_ddp metrics log to a PNG.")
     ap.add_argument("metrics", help="metrics .h5 file")
     ap.add_argument("-o", "--output", help="PNG to write (default: next to the .h5)")
+    ap.add_argument("--reference", metavar="LABEL:LOSS,TRAIN_ACC,TEST_ACC", action="append",
+                    default=[], help="a published end result to mark at the last epoch, "
+                    "e.g. 'd2l run 1:0.019,0.994,0.915' (repeatable)")
     args = ap.parse_args()
+    refs = [parse_reference(r) for r in args.reference]
     d = load(args.metrics)
     step, step_epoch, epoch = d["steps/step"], d["steps/epoch"], d["epochs/epoch"]
     # Global step e*S ends epoch e, so S (steps per epoch) follows from finished epochs.
@@ -47,6 +60,12 @@ def main():
     ax_acc.plot(epoch, d["epochs/train_acc"], "o-", label="train")
     ax_acc.plot(epoch, d["epochs/test_acc"], "s-", label="test")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy per epoch")
+    last = epoch.max() if len(epoch) else 1
+    for (label, loss, train, test), marker in zip(refs, "x+*^v"):
+        ax_loss.plot([last - 0.5], [loss], marker, ms=9, mew=2, color="black",
+                     label=f"{label}: final loss")
+        ax_acc.plot([last, last], [train, test], marker, ms=9, mew=2, color="black",
+                    label=f"{label}: final train / test")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
