@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_PATH_MAX 1024
 
@@ -74,6 +75,13 @@ void config_defaults(struct config *cfg);
 /* Parse `path` over the defaults, then apply `noverrides` strings "section.key=value".
  * On any error prints one line and exits with EXIT_CODE_USAGE. */
 void config_load(struct config *cfg, const char *path, int noverrides, char *const overrides[]);
+
+/* Parse INI text from `file` over what `cfg` holds (config_load's parser, without its
+ * cross-key checks), naming it `name` in messages. Returns EXIT_CODE_OK, or the exit
+ * code of the first problem (EXIT_CODE_USAGE for bad text or a read error,
+ * EXIT_CODE_INTERNAL when out of memory) with its one-line message in `error`. */
+int config_parse_stream(struct config *cfg, FILE *file, const char *name, char *error,
+                        size_t error_size);
 
 /* Set one key from text; returns NULL on success or a static message naming the
  * expected value. Used by the INI handler and by the overrides. */

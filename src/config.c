@@ -485,7 +485,8 @@ static int handle_key(void *user, const char *section, const char *name, const c
     return 0;
 }
 
-static void parse_file(struct config *cfg, const char *path)
+int config_parse_stream(struct config *cfg, FILE *file, const char *name, char *error,
+                        size_t error_size)
 {
     /* Debian's libinih exposes its compile-time options as variables. A heap line
      * buffer of our size (no realloc, so read_line sees every physical line whole),
@@ -499,19 +500,38 @@ static void parse_file(struct config *cfg, const char *path)
     ini_allow_no_value = false;
     ini_stop_on_first_error = true;
 
+    struct parse_ctx ctx = {.cfg = cfg, .path = name, .file = file};
+    int rc = ini_parse_stream(read_line, &ctx, handle_key, &ctx);
+
+    struct text t = {error, error_size, 0};
+    if (error_size) error[0] = '\0';
+    if (ctx.failed) {
+        text_add(&t, "%s", ctx.error);
+        return EXIT_CODE_USAGE;
+    }
+    if (ctx.read_errno) {
+        text_add(&t, "cannot read config file '%s': %s", name, strerror(ctx.read_errno));
+        return EXIT_CODE_USAGE;
+    }
+    if (rc == -2) {
+        text_add(&t, "out of memory parsing config file '%s'", name);
+        return EXIT_CODE_INTERNAL;
+    }
+    if (rc != 0) {
+        text_add(&t, "%s:%d: INI syntax error (expected \"[section]\" or \"key = value\")", name, rc);
+        return EXIT_CODE_USAGE;
+    }
+    return EXIT_CODE_OK;
+}
+
+static void parse_file(struct config *cfg, const char *path)
+{
     FILE *f = fopen(path, "r");
     if (!f) FAIL_INPUT("cannot open config file '%s': %s", path, strerror(errno));
-
-    struct parse_ctx ctx = {.cfg = cfg, .path = path, .file = f};
-    int rc = ini_parse_stream(read_line, &ctx, handle_key, &ctx);
+    char error[2048];
+    int code = config_parse_stream(cfg, f, path, error, sizeof error);
     fclose(f);
-
-    if (ctx.failed) FAIL_INPUT("%s", ctx.error);
-    if (ctx.read_errno)
-        FAIL_INPUT("cannot read config file '%s': %s", path, strerror(ctx.read_errno));
-    if (rc == -2) error_exit(EXIT_CODE_INTERNAL, "out of memory parsing config file '%s'", path);
-    if (rc != 0)
-        FAIL_INPUT("%s:%d: INI syntax error (expected \"[section]\" or \"key = value\")", path, rc);
+    if (code != EXIT_CODE_OK) error_exit(code, "%s", error);
 }
 
 static void apply_override(struct config *cfg, const char *text)

@@ -1,55 +1,16 @@
-/* fuzz_config: the INI config parser (inih driven as config.c drives it, and
- * config_set) on arbitrary bytes.
- *
- * config_load exits on the first error, so the harness repeats its parse_file: the
- * same inih settings, the same line reader (whole lines only, no hidden NUL bytes)
- * and a handler that calls config_set, over the input opened with fmemopen. Keep
- * them in step with config.c.
+/* fuzz_config: the INI config parser (config_parse_stream, what config_load runs on
+ * a file) on arbitrary bytes, opened with fmemopen. A rejected input must come with a
+ * one-line message.
  *
  * A config that loads must also round-trip: config_format's text (what checkpoints
  * and logs record, and what config.c promises loads back) must parse without error
  * into a config that formats to the same text. */
 #include "config.h"
+#include "error.h"
 #include "fuzz.h"
-
-#include <ini.h>
 
 #include <stdbool.h>
 #include <string.h>
-
-/* config.c's CONFIG_LINE_MAX. */
-#define LINE_MAX_BYTES (4 * CONFIG_PATH_MAX)
-
-struct parse_ctx {
-    struct config *cfg;
-    FILE *file;
-    bool failed;
-};
-
-/* config.c's read_line without the message text. */
-static char *read_line(char *str, int num, void *stream)
-{
-    struct parse_ctx *ctx = stream;
-    if (ctx->failed) return NULL;
-    if (!fgets(str, num, ctx->file)) return NULL;
-    size_t n = strlen(str);
-    if (n > 0 && str[n - 1] == '\n') return str;
-    int c = getc(ctx->file);
-    if (c == EOF) return str;
-    ungetc(c, ctx->file);
-    ctx->failed = true;
-    return NULL;
-}
-
-static int handle_key(void *user, const char *section, const char *name, const char *value)
-{
-    struct parse_ctx *ctx = user;
-    const char *msg = config_set(ctx->cfg, section, name, value);
-    if (!msg) return 1;
-    FUZZ_REQUIRE(msg[0] != '\0');
-    ctx->failed = true;
-    return 0;
-}
 
 /* Parses text over the defaults; true when config_load would accept it (before the
  * cross-key checks of its validate()). */
@@ -59,11 +20,12 @@ static bool parse(struct config *cfg, const uint8_t *text, size_t size)
     /* fmemopen's "r" stream only reads the buffer. */
     FILE *f = fmemopen((void *)(uintptr_t)text, size, "r");
     FUZZ_REQUIRE(f != NULL);
-    struct parse_ctx ctx = {.cfg = cfg, .file = f};
-    int rc = ini_parse_stream(read_line, &ctx, handle_key, &ctx);
+    char error[2048];
+    int code = config_parse_stream(cfg, f, "fuzz.ini", error, sizeof error);
     fclose(f);
-    FUZZ_REQUIRE(rc != -2); /* out of memory: never for lines this short */
-    return rc == 0 && !ctx.failed;
+    FUZZ_REQUIRE(code != EXIT_CODE_INTERNAL); /* out of memory: never for lines this short */
+    FUZZ_REQUIRE(code == EXIT_CODE_OK || (error[0] != '\0' && !strchr(error, '\n')));
+    return code == EXIT_CODE_OK;
 }
 
 /* config_format into a malloc'ed string; checks the length it reports. */
@@ -80,18 +42,11 @@ static char *format(const struct config *cfg, size_t *len)
 
 static struct config cfg, again;
 
+/* Nothing to set up: config_parse_stream sets inih's options itself. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    /* parse_file's settings (Debian's libinih exposes them as variables). */
-    ini_use_stack = false;
-    ini_allow_realloc = false;
-    ini_initial_alloc = LINE_MAX_BYTES;
-    ini_max_line = LINE_MAX_BYTES;
-    ini_allow_multiline = false;
-    ini_allow_no_value = false;
-    ini_stop_on_first_error = true;
     return 0;
 }
 
