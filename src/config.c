@@ -503,22 +503,23 @@ int config_parse_stream(struct config *cfg, FILE *file, const char *name, char *
     struct parse_ctx ctx = {.cfg = cfg, .path = name, .file = file};
     int rc = ini_parse_stream(read_line, &ctx, handle_key, &ctx);
 
-    struct text t = {error, error_size, 0};
     if (error_size) error[0] = '\0';
     if (ctx.failed) {
-        text_add(&t, "%s", ctx.error);
+        error_message(error, error_size, "%s", ctx.error);
         return EXIT_CODE_USAGE;
     }
     if (ctx.read_errno) {
-        text_add(&t, "cannot read config file '%s': %s", name, strerror(ctx.read_errno));
+        error_message(error, error_size, "cannot read config file '%s': %s", name,
+                      strerror(ctx.read_errno));
         return EXIT_CODE_USAGE;
     }
     if (rc == -2) {
-        text_add(&t, "out of memory parsing config file '%s'", name);
+        error_message(error, error_size, "out of memory parsing config file '%s'", name);
         return EXIT_CODE_INTERNAL;
     }
     if (rc != 0) {
-        text_add(&t, "%s:%d: INI syntax error (expected \"[section]\" or \"key = value\")", name, rc);
+        error_message(error, error_size,
+                      "%s:%d: INI syntax error (expected \"[section]\" or \"key = value\")", name, rc);
         return EXIT_CODE_USAGE;
     }
     return EXIT_CODE_OK;
