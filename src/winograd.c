@@ -160,7 +160,7 @@ static void input_transform(const struct conv_shape *s, int c, const float *x, i
 
 /* y (c, n, ho, wo) samples [n0, n0 + nc) = (or +=) A^T m A for every tile of m
  * (16, c, P); outputs past an odd edge are dropped. A row of tiles at a time, as in
- * input_transform: A^T's step over the row's tiles, A's into an interleaved row. */
+ * input_transform: A^T's step over the row's tiles, then A's straight into y. */
 static void output_transform(const struct conv_shape *s, int c, const float *m, int n0, int nc,
                              float *y, bool accumulate)
 {
@@ -168,9 +168,8 @@ static void output_transform(const struct conv_shape *s, int c, const float *m, 
     const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
 #pragma omp parallel
     {
-        /* Per thread: A^T m for the 4 columns (2 rows each) and one output row pair. */
-        float *buf = xmalloc(sizeof(float) * (8 * (size_t)tx_n + 4 * (size_t)tx_n));
-        float *out_row[2] = {buf + 8 * (size_t)tx_n, buf + 10 * (size_t)tx_n};
+        float *t = xmalloc(sizeof(float) * 8 * (size_t)tx_n); /* per thread: A^T m's 8 rows */
+        const int full = wo / 2;                               /* tiles with both columns inside */
 #pragma omp for collapse(2) schedule(static)
         for (int ch = 0; ch < c; ch++)
             for (int n = 0; n < nc; n++) {
@@ -178,35 +177,36 @@ static void output_transform(const struct conv_shape *s, int c, const float *m, 
                 const float *in = m + (size_t)ch * P + (size_t)n * tiles;
                 for (int ty = 0; ty < ty_n; ty++) {
                     const float *p = in + (size_t)ty * tx_n;
-                    for (int j = 0; j < 4; j++) { /* A^T m: t[0][j], t[1][j] over the row */
+                    for (int j = 0; j < 4; j++) { /* A^T m: rows j and 4 + j of t */
                         const float *m0 = p + j * plane_stride, *m1 = p + (4 + j) * plane_stride;
                         const float *m2 = p + (8 + j) * plane_stride, *m3 = p + (12 + j) * plane_stride;
-                        float *t0 = buf + (size_t)j * tx_n, *t1 = buf + (size_t)(4 + j) * tx_n;
+                        float *t0 = t + (size_t)j * tx_n, *t1 = t + (size_t)(4 + j) * tx_n;
                         for (int tx = 0; tx < tx_n; tx++) {
                             t0[tx] = m0[tx] + m1[tx] + m2[tx];
                             t1[tx] = m1[tx] - m2[tx] - m3[tx];
                         }
                     }
-                    for (int i = 0; i < 2; i++) { /* ... A */
-                        const float *a0 = buf + (size_t)(4 * i) * tx_n, *a1 = a0 + tx_n;
+                    for (int i = 0; i < 2 && 2 * ty + i < ho; i++) { /* ... A, into the output row */
+                        const float *a0 = t + (size_t)(4 * i) * tx_n, *a1 = a0 + tx_n;
                         const float *a2 = a1 + tx_n, *a3 = a2 + tx_n;
-                        float *row = out_row[i];
-                        for (int tx = 0; tx < tx_n; tx++) {
-                            row[2 * tx] = a0[tx] + a1[tx] + a2[tx];
-                            row[2 * tx + 1] = a1[tx] - a2[tx] - a3[tx];
-                        }
-                    }
-                    for (int i = 0; i < 2 && 2 * ty + i < ho; i++) {
                         float *dst = plane + (size_t)(2 * ty + i) * wo;
-                        const float *row = out_row[i];
-                        if (accumulate)
-                            for (int k = 0; k < wo; k++) dst[k] += row[k];
-                        else
-                            for (int k = 0; k < wo; k++) dst[k] = row[k];
+                        if (accumulate) {
+                            for (int tx = 0; tx < full; tx++) {
+                                dst[2 * tx] += a0[tx] + a1[tx] + a2[tx];
+                                dst[2 * tx + 1] += a1[tx] - a2[tx] - a3[tx];
+                            }
+                            if (wo % 2) dst[wo - 1] += a0[full] + a1[full] + a2[full];
+                        } else {
+                            for (int tx = 0; tx < full; tx++) {
+                                dst[2 * tx] = a0[tx] + a1[tx] + a2[tx];
+                                dst[2 * tx + 1] = a1[tx] - a2[tx] - a3[tx];
+                            }
+                            if (wo % 2) dst[wo - 1] = a0[full] + a1[full] + a2[full];
+                        }
                     }
                 }
             }
-        free(buf);
+        free(t);
     }
 }
 
