@@ -259,7 +259,11 @@ static void gradient_transform(const struct conv_shape *s, int c, const float *d
     }
 }
 
-/* ---- the three passes -------------------------------------------------------- */
+/* ---- the three passes --------------------------------------------------------
+ * Each runs its 16 GEMMs, one per tile position, on the threads in turn: they are
+ * independent, and OpenBLAS runs single-threaded inside a parallel region. The
+ * filter gradient's GEMMs (a cout x cin output from K = P) ran 1.8x faster so than
+ * split inside OpenBLAS (128 x 128 from K = 2304: 98 -> 176 GFLOP/s, 2 threads). */
 
 static size_t chunk_tiles(const struct conv_shape *s, int nc)
 {
@@ -272,6 +276,7 @@ void winograd_forward(const struct conv_shape *s, const float *u, const float *x
     const size_t P = chunk_tiles(s, nc);
     float *v = work, *m = work + 16 * (size_t)s->cin * P;
     input_transform(s, s->cin, x, n0, nc, v);
+#pragma omp parallel for schedule(static)
     for (int xi = 0; xi < 16; xi++)
         gemm(false, false, s->cout, (int)P, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
              v + (size_t)xi * s->cin * P, (int)P, 0.0f, m + (size_t)xi * s->cout * P, (int)P);
@@ -289,6 +294,7 @@ void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, 
     t.cin = s->cout;
     t.cout = s->cin;
     input_transform(&t, t.cin, dy, n0, nc, v);
+#pragma omp parallel for schedule(static)
     for (int xi = 0; xi < 16; xi++)
         gemm(false, false, t.cout, (int)P, t.cin, 1.0f, u_flipped + (size_t)xi * t.cout * t.cin,
              t.cin, v + (size_t)xi * t.cin * P, (int)P, 0.0f, m + (size_t)xi * t.cout * P, (int)P);
@@ -302,6 +308,7 @@ void winograd_backward_filter(const struct conv_shape *s, const float *x, const 
     float *v = work, *z = work + 16 * (size_t)s->cin * P;
     input_transform(s, s->cin, x, n0, nc, v);
     gradient_transform(s, s->cout, dy, n0, nc, z);
+#pragma omp parallel for schedule(static)
     for (int xi = 0; xi < 16; xi++)
         gemm(false, true, s->cout, s->cin, (int)P, 1.0f, z + (size_t)xi * s->cout * P, (int)P,
              v + (size_t)xi * s->cin * P, (int)P, beta, du + (size_t)xi * s->cout * s->cin, s->cin);
