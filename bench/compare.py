@@ -11,10 +11,11 @@ the warm-up. The table gives, per program, the median / min / max of those per-r
 medians, the ratio of medians to PyTorch, the peak RSS (largest over the runs; for a
 2-rank run, of the largest rank), GFLOP/s at the nominal cost of one training image
 (198 MFLOP at 28x28, 1,910 MFLOP at 96x96, counting im2col's multiplications by
-padding, the same for both programs) and that as a fraction of the 2 cores' FMA peak
-(513 GFLOP/s, issue #6) and of what OpenBLAS's sgemm reaches on this machine in the
-same environment (2048^3, 2 threads, best of 5: build/sgemm_peak, run before each
-environment's runs).
+padding, the same for both programs) and that as a fraction of this machine's FMA
+peak (build/fma_peak: single-precision FMA throughput of 2 threads, measured at the
+start; issue #6's machine gave 513 GFLOP/s, the 2-core development VM 232) and of
+what OpenBLAS's sgemm reaches on this machine in the same environment (2048^3, 2
+threads, best of 5: build/sgemm_peak, run before each environment's runs).
 
 Environment variants (--env):
   asis   the environment as given (these machines set OPENBLAS_CORETYPE=Haswell and
@@ -30,7 +31,6 @@ import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MFLOP = {28: 198.0, 96: 1910.0}           # nominal per training image (issue #6)
-PEAK_GFLOPS = 513.0                        # 2 cores, 512-bit FMA, measured (issue #6)
 TUNED_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 
 
@@ -126,11 +126,15 @@ def main():
           f"{args.runs} runs of each program, alternating; {args.warmup} warm-up steps excluded")
     rows = []
     run_index = 0
+    bin_dir = os.path.dirname(os.environ.get("RESNET_DDP_BIN", os.path.join(ROOT, "build", "resnet_ddp")))
     with tempfile.TemporaryDirectory() as tmp:
+        fma = run([os.path.join(bin_dir, "fma_peak"), "2"], os.environ, os.path.join(tmp, "log"))[0].split()
+        peak = float(fma[0])
+        print(f"# FMA peak of this machine, 2 threads: {peak:.0f} GFLOP/s "
+              f"(256-bit {float(fma[1]):.0f}, 512-bit {float(fma[2]):.0f})", flush=True)
         for variant in args.env.split(","):
             env = env_variant(variant)
-            peak_bin = os.path.join(os.path.dirname(os.environ.get("RESNET_DDP_BIN", os.path.join(ROOT, "build", "resnet_ddp"))), "sgemm_peak")
-            sgemm, core = run([peak_bin, "2"], env, os.path.join(tmp, "log"))[0].split()
+            sgemm, core = run([os.path.join(bin_dir, "sgemm_peak"), "2"], env, os.path.join(tmp, "log"))[0].split()
             sgemm = float(sgemm)
             print(f"# env {variant}: {describe_env(env)}; OpenBLAS core {core}, sgemm 2048^3 x 2 threads "
                   f"{sgemm:.0f} GFLOP/s", flush=True)
@@ -164,10 +168,10 @@ def main():
                     med = statistics.median(rates)
                     gflops = med * MFLOP[size] / 1000.0
                     rows.append((variant, mode, f"{ranks}x{threads}", name, med, min(rates), max(rates),
-                                 med / ref, max(rss), gflops, gflops / PEAK_GFLOPS, gflops / sgemm))
+                                 med / ref, max(rss), gflops, gflops / peak, gflops / sgemm))
     print()
     print("| env | mode | ranks x threads | program | img/s median | min | max | vs PyTorch | peak RSS GiB "
-          "| GFLOP/s | of 513 peak | of sgemm |")
+          "| GFLOP/s | of FMA peak | of sgemm |")
     print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for v, mode, rt, name, med, lo, hi, ratio, rss, gf, frac, of_sgemm in rows:
         print(f"| {v} | {mode} | {rt} | {name} | {med:.1f} | {lo:.1f} | {hi:.1f} | {ratio:.2f}x | {rss:.2f} "
