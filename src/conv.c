@@ -125,6 +125,8 @@ static void im2col(const struct conv_shape *s, const float *x, int n0, int nc, f
                     const float *xr = xp + (size_t)iy * s->w + x0;
                     if (s->stride == 1)
                         memcpy(o + lo, xr, sizeof(float) * (size_t)(hi - lo));
+                    else if (s->stride == 2) /* a constant stride vectorizes (the stem, stage entries) */
+                        for (int ox = lo; ox < hi; ox++) o[ox] = xr[2 * (ox - lo)];
                     else
                         for (int ox = lo; ox < hi; ox++) o[ox] = xr[(ox - lo) * s->stride];
                 }
