@@ -34,16 +34,24 @@ struct conv_shape {
     /* Compute by Winograd F(2x2, 3x3) (winograd.h) instead of im2col. Off after
      * conv_shape_init; set it only where winograd_applies. */
     bool winograd;
+    /* Compute by one GEMM per (output position, live tap) (tinymap.h) instead of
+     * im2col: set by conv_shape_init for output maps of at most CONV_TINY_OUTPUTS
+     * positions on which im2col would multiply padding; winograd, when set, wins. */
+    bool tiny;
 };
+
+#define CONV_TINY_OUTPUTS 9
 
 void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
                      int h, int w);
 /* True when the convolution reads its input directly (1x1, stride 1, no padding). */
 bool conv_is_pointwise(const struct conv_shape *s);
 /* Floats of column workspace needed to process at least one sample (0 if pointwise
- * or direct; Winograd's transformed tiles if s->winograd). */
+ * or direct; Winograd's transformed tiles if s->winograd, tinymap's transposed
+ * tensors if s->tiny). */
 size_t conv2d_col_floats(const struct conv_shape *s);
-/* Floats of the live-tap copy of the weights (0 when every tap is live). */
+/* Floats of the live-tap copy of the weights (0 when every tap is live and the
+ * convolution is not tiny). */
 size_t conv2d_tap_weight_floats(const struct conv_shape *s);
 /* Floats of Winograd filter workspace (two transformed filter banks; 0 if not). */
 size_t conv2d_winograd_floats(const struct conv_shape *s);
@@ -60,7 +68,7 @@ struct conv_workspace {
     float *dw;         /* (largest cout * cin * k * k) one shard's weight gradient */
     int shard;         /* samples per micro-shard; 0 = whole batch */
     struct conv_timing *timing; /* NULL: not profiling */
-    float *wtap;       /* (largest conv2d_tap_weight_floats) live-tap weights */
+    float *wtap;       /* (largest conv2d_tap_weight_floats) live-tap weights (tiny: tap-major) */
     float *wino;       /* (largest conv2d_winograd_floats) transformed filters */
 };
 

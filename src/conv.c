@@ -6,6 +6,7 @@
 #include "error.h"
 #include "gemm.h"
 #include "timer.h"
+#include "tinymap.h"
 #include "winograd.h"
 
 /* Output columns [lo, hi) whose input column ox*stride - pad + kx lies inside [0, w). */
@@ -51,6 +52,17 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
     s->direct = s->ntaps == 1 && s->ho == h && s->wo == w && t / k == pad && t % k == pad &&
                 (stride == 1 || (s->ho == 1 && s->wo == 1));
     s->winograd = false;
+    /* Tiny maps go to tinymap where im2col would multiply padding: fewer real
+     * (position, live tap) pairs than positions x live taps. */
+    int real = 0;
+    for (int oy = 0; oy < s->ho; oy++)
+        for (int ox = 0; ox < s->wo; ox++)
+            for (int i = 0; i < s->ntaps; i++) {
+                const int iy = oy * stride - pad + s->taps[i] / k;
+                const int ix = ox * stride - pad + s->taps[i] % k;
+                real += iy >= 0 && iy < h && ix >= 0 && ix < w;
+            }
+    s->tiny = !s->direct && s->ho * s->wo <= CONV_TINY_OUTPUTS && real < s->ho * s->wo * s->ntaps;
 }
 
 bool conv_is_pointwise(const struct conv_shape *s)
@@ -69,13 +81,16 @@ static bool all_taps_live(const struct conv_shape *s) { return s->ntaps == s->k 
 size_t conv2d_col_floats(const struct conv_shape *s)
 {
     if (s->winograd) return winograd_chunk_floats(s);
+    if (s->tiny) return tinymap_chunk_floats(s);
     if (reads_input(s)) return 0;
     return (size_t)s->cin * s->ntaps * s->ho * s->wo;
 }
 
 size_t conv2d_tap_weight_floats(const struct conv_shape *s)
 {
-    return all_taps_live(s) || s->winograd ? 0 : (size_t)s->cout * s->cin * s->ntaps;
+    if (s->winograd) return 0;
+    if (s->tiny) return tinymap_weight_floats(s);
+    return all_taps_live(s) ? 0 : (size_t)s->cout * s->cin * s->ntaps;
 }
 
 size_t conv2d_winograd_floats(const struct conv_shape *s)
@@ -230,6 +245,18 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
         add_bias(s, b, y);
         return;
     }
+    if (s->tiny) {
+        TIMED(ws, transform, tinymap_transpose_weights(s, w_all, ws->wtap));
+        for (int s0 = 0; s0 < s->n; s0 += shard) {
+            const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
+            for (int n0 = s0; n0 < s1; n0 += step) {
+                const int nc = s1 - n0 < step ? s1 - n0 : step;
+                TIMED(ws, gemm, tinymap_forward(s, ws->wtap, x, n0, nc, y, ws->col));
+            }
+        }
+        add_bias(s, b, y);
+        return;
+    }
     const float *w = tap_weights(s, w_all, ws);
     for (int s0 = 0; s0 < s->n; s0 += shard) {
         const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
@@ -273,6 +300,28 @@ static void winograd_backward(const struct conv_shape *s, const float *x, const 
     }
 }
 
+/* conv2d_backward's gradients on a tiny map: per shard, the tap-major weight
+ * gradient sums over the shard's chunks, then joins dw's live taps. */
+static void tinymap_backward_all(const struct conv_shape *s, const float *x, const float *w_all,
+                                 const float *dy, double *dw, float *dx, bool accumulate_dx,
+                                 const struct conv_workspace *ws, int shard, int step)
+{
+    TIMED(ws, transform, tinymap_transpose_weights(s, w_all, ws->wtap));
+    const size_t kk = (size_t)s->k * s->k, pairs = (size_t)s->cout * s->cin;
+    for (int s0 = 0; s0 < s->n; s0 += shard) {
+        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
+        for (int n0 = s0; n0 < s1; n0 += step) {
+            const int nc = s1 - n0 < step ? s1 - n0 : step;
+            TIMED(ws, gemm, tinymap_backward(s, ws->wtap, x, dy, n0, nc, n0 == s0 ? 0.0f : 1.0f,
+                                             ws->dw, dx, accumulate_dx, ws->col));
+        }
+#pragma omp parallel for schedule(static)
+        for (size_t r = 0; r < pairs; r++)
+            for (int t = 0; t < s->ntaps; t++)
+                dw[r * kk + s->taps[t]] += (double)ws->dw[t * pairs + r];
+    }
+}
+
 void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_all,
                      const float *dy, double *dw, double *db, float *dx, bool accumulate_dx,
                      const struct conv_workspace *ws)
@@ -292,6 +341,10 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
     const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
     if (s->winograd) {
         winograd_backward(s, x, w_all, dy, dw, dx, accumulate_dx, ws, shard, step);
+        return;
+    }
+    if (s->tiny) {
+        tinymap_backward_all(s, x, w_all, dy, dw, dx, accumulate_dx, ws, shard, step);
         return;
     }
     if (dx && !accumulate_dx && !reads_input(s))

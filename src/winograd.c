@@ -24,7 +24,7 @@ static int tiles_x(const struct conv_shape *s) { return (s->wo + 1) / 2; }
 
 bool winograd_pays(const struct conv_shape *s)
 {
-    if (!winograd_applies(s) || s->cin < 64) return false;
+    if (!winograd_applies(s) || s->cin < 64 || s->tiny) return false;
     /* Multiplications against im2col's: 16 per tile against 9 per output. */
     double ratio = 16.0 * tiles_y(s) * tiles_x(s) / (9.0 * s->ho * s->wo);
     return ratio <= 0.5;

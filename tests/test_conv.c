@@ -267,22 +267,46 @@ static void check_shard_split(const char *tag, const struct conv_shape *s, const
     free(db);
 }
 
-static int winograd_cases;
+static int winograd_cases, tiny_cases;
 
-/* One shape, by im2col or (winograd) by Winograd F(2x2, 3x3). */
-static void run_case(const struct conv_case *cc, bool winograd)
+/* How run_case computes a shape: as conv_shape_init chose (im2col, or tinymap on tiny
+ * output maps), by Winograd F(2x2, 3x3), or by im2col where the choice was tinymap. */
+enum algorithm { AS_CHOSEN, WINOGRAD, IM2COL };
+
+static void run_case(const struct conv_case *cc, enum algorithm algo)
 {
     struct conv_shape s;
     conv_shape_init(&s, cc->cin, cc->cout, cc->k, cc->stride, cc->pad, cc->n, cc->h, cc->w);
     EXPECT(!s.winograd, "conv_shape_init turned Winograd on");
+    /* tinymap is chosen for tiny output maps where im2col would multiply padding:
+     * some output reads padding through a live tap. */
+    bool pads = false;
+    for (int i = 0; i < s.ntaps; i++)
+        for (int oy = 0; oy < s.ho; oy++)
+            for (int ox = 0; ox < s.wo; ox++) {
+                int iy = oy * s.stride - s.pad + s.taps[i] / s.k;
+                int ix = ox * s.stride - s.pad + s.taps[i] % s.k;
+                pads |= iy < 0 || iy >= s.h || ix < 0 || ix >= s.w;
+            }
+    bool tiny_expected = !s.direct && s.ho * s.wo <= CONV_TINY_OUTPUTS && pads;
+    EXPECT(s.tiny == tiny_expected, "conv_shape_init: tiny = %d for a %dx%d output", s.tiny, s.ho,
+           s.wo);
+    const bool winograd = algo == WINOGRAD;
     if (winograd) {
         if (!winograd_applies(&s)) return;
         s.winograd = true;
         winograd_cases++;
+    } else if (algo == IM2COL) {
+        if (!s.tiny) return; /* AS_CHOSEN was im2col already */
+        s.tiny = false;
+    } else if (s.tiny) {
+        tiny_cases++;
     }
+    const bool tiny = s.tiny && !winograd;
     char tag[110];
     snprintf(tag, sizeof tag, "cin=%d cout=%d k=%d s=%d p=%d n=%d %dx%d%s", cc->cin, cc->cout,
-             cc->k, cc->stride, cc->pad, cc->n, cc->h, cc->w, winograd ? " winograd" : "");
+             cc->k, cc->stride, cc->pad, cc->n, cc->h, cc->w,
+             winograd ? " winograd" : tiny ? " tinymap" : "");
     EXPECT(s.ho == (cc->h + 2 * cc->pad - cc->k) / cc->stride + 1 &&
                s.wo == (cc->w + 2 * cc->pad - cc->k) / cc->stride + 1,
            "%s: output %dx%d", tag, s.ho, s.wo);
@@ -310,11 +334,12 @@ static void run_case(const struct conv_case *cc, bool winograd)
     bool no_col = (pointwise || s.direct) && !winograd;
     size_t tiles = (size_t)((s.ho + 1) / 2) * ((s.wo + 1) / 2);
     EXPECT(per_sample == (winograd  ? 16 * tiles * (size_t)(cc->cin + cc->cout)
+                          : tiny    ? 2 * (size_t)cc->cin * s.h * s.w + (size_t)cc->cout * s.ho * s.wo
                           : no_col ? 0
                                    : (size_t)cc->cin * live * s.ho * s.wo),
            "%s: conv2d_col_floats = %zu", tag, per_sample);
     EXPECT(conv2d_tap_weight_floats(&s) ==
-               (live == s.k * s.k || winograd ? 0 : (size_t)cc->cout * cc->cin * live),
+               (winograd || (live == s.k * s.k && !tiny) ? 0 : (size_t)cc->cout * cc->cin * live),
            "%s: conv2d_tap_weight_floats = %zu", tag, conv2d_tap_weight_floats(&s));
     EXPECT(conv2d_winograd_floats(&s) == (winograd ? 32 * (size_t)cc->cout * cc->cin : 0),
            "%s: conv2d_winograd_floats = %zu", tag, conv2d_winograd_floats(&s));
@@ -501,12 +526,17 @@ int main(void)
         {5, 6, 3, 1, 1, 3, 6, 6, 0}, /* even map: whole Winograd tiles */
         {4, 3, 3, 1, 1, 2, 3, 2, 0}, /* odd rows: the last tile row sticks out */
         {2, 3, 3, 1, 1, 2, 9, 4, 0}, /* odd/even, several tiles */
+        {4, 3, 3, 1, 1, 2, 3, 3, 0}, /* 3x3 pad 1 on a 3x3 map (the last stage at 96x96) */
+        {3, 4, 3, 2, 1, 2, 6, 6, 0}, /* 3x3/2 pad 1, 6x6 -> 3x3 (its entry) */
+        {3, 4, 1, 2, 0, 2, 6, 6, 0}, /* 1x1/2, 6x6 -> 3x3 (its shortcut) */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        run_case(&cases[i], false);
-        run_case(&cases[i], true);
+        run_case(&cases[i], AS_CHOSEN);
+        run_case(&cases[i], WINOGRAD);
+        run_case(&cases[i], IM2COL);
     }
     check_empty_batch();
-    EXPECT(winograd_cases == 5, "%d shapes went through Winograd, expected 5", winograd_cases);
+    EXPECT(winograd_cases == 6, "%d shapes went through Winograd, expected 6", winograd_cases);
+    EXPECT(tiny_cases == 5, "%d shapes went through tinymap, expected 5", tiny_cases);
     return test_summary("test_conv");
 }
