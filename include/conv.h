@@ -40,7 +40,7 @@ struct conv_shape {
     bool tiny;
 };
 
-#define CONV_TINY_OUTPUTS 9
+#define CONV_TINY_OUTPUTS 49
 
 void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
                      int h, int w);

@@ -1,6 +1,6 @@
 /* tinymap: convolutions whose output map is tiny (at most CONV_TINY_OUTPUTS
- * positions: ResNet-18's last stage at 96x96 has 3x3 maps, its third stage at 28x28
- * 2x2 ones), as one GEMM per (output position, live tap) pair.
+ * positions: ResNet-18 at 28x28 has 7x7, 4x4, 2x2 and 1x1 maps, at 96x96 its last
+ * stage 3x3 ones), as one GEMM per (output position, live tap) pair.
  *
  * im2col on such a map multiplies a lot of padding: a 3x3 pad-1 convolution on a 3x3
  * map has 49 real (position, tap) pairs out of 81, so 40% of its multiplications are

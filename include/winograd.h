@@ -26,11 +26,11 @@
 /* True for shapes this module computes (3x3, stride 1, pad 1, maps of at least 2x2). */
 bool winograd_applies(const struct conv_shape *s);
 
-/* True where it applies and was measured faster than im2col + GEMM (2 cores, batch
- * 256, 96x96 and 28x28): at least 64 input channels (ResNet-18's first stage at
- * 96x96: 8 alternating runs, median 66.7 -> 73.4 img/s) and maps whose 2x2 tiles
- * waste little (a 3x3 map needs four tiles for nine outputs, a 7x7 map sixteen for
- * 49: no gain). */
+/* True where it applies and was measured faster than im2col + GEMM and than tinymap
+ * (2 cores, batch 256, 96x96 and 28x28): at least 64 input channels (ResNet-18's
+ * first stage at 96x96: 8 alternating runs, median 66.7 -> 73.4 img/s), maps whose
+ * 2x2 tiles waste little (a 3x3 map needs four tiles for nine outputs, a 7x7 map
+ * sixteen for 49: no gain) and more than 16 positions where tinymap applies. */
 bool winograd_pays(const struct conv_shape *s);
 
 /* Floats of chunk workspace per sample (transformed inputs and products). */

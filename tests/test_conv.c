@@ -537,6 +537,6 @@ int main(void)
     }
     check_empty_batch();
     EXPECT(winograd_cases == 6, "%d shapes went through Winograd, expected 6", winograd_cases);
-    EXPECT(tiny_cases == 5, "%d shapes went through tinymap, expected 5", tiny_cases);
+    EXPECT(tiny_cases == 11, "%d shapes went through tinymap, expected 11", tiny_cases);
     return test_summary("test_conv");
 }
