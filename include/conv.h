@@ -58,7 +58,7 @@ size_t conv2d_winograd_floats(const struct conv_shape *s);
 
 /* Seconds inside convolutions, by part (filled when a workspace carries one). */
 struct conv_timing {
-    double im2col, col2im, gemm, transform; /* transform: Winograd's data transforms */
+    double im2col, col2im, gemm, transform; /* transform: Winograd's and tinymap's weight transforms */
 };
 
 /* Workspace shared by all convolutions of a model. */

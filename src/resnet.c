@@ -689,8 +689,8 @@ void resnet_profile_report(struct resnet *m, int64_t steps, double allreduce_wai
     }
     printf("#   %-22s %10.2f %10.2f   (%.1f GFLOP/s over all convolutions)\n", "convolutions",
            conv_f * per, conv_b * per, conv_f + conv_b > 0 ? flops / (conv_f + conv_b) / 1e9 : 0.0);
-    printf("#     of which im2col %.2f, col2im %.2f, GEMM (Winograd: with its data transforms) "
-           "%.2f, Winograd filter transforms %.2f\n",
+    printf("#     of which im2col %.2f, col2im %.2f, GEMM (Winograd, tinymap: with their data "
+           "transforms) %.2f, filter transforms (Winograd, tinymap) %.2f\n",
            p->parts.im2col * per, p->parts.col2im * per, p->parts.gemm * per,
            p->parts.transform * per);
     printf("#   %-22s %10.2f %10.2f\n", "total", (conv_f + other_f) * per, (conv_b + other_b) * per);
