@@ -23,7 +23,8 @@
 
 #include "conv.h"
 
-/* True for shapes this module computes (3x3, stride 1, pad 1, maps of at least 2x2). */
+/* True for shapes this module computes (3x3, stride 1, pad 1, maps of at least 2x2
+ * and at most 256 columns). */
 bool winograd_applies(const struct conv_shape *s);
 
 /* True where it applies and was measured faster than im2col + GEMM and than tinymap

@@ -233,25 +233,20 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
     const int ldy = (int)(s->n * hw_out);
     if (s->n == 0) return;
     const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
-    if (s->winograd) {
-        TIMED(ws, transform, winograd_transform_filter(s, w_all, ws->wino));
+    if (s->winograd || s->tiny) {
+        /* Both prepare the weights once, then take the batch a chunk at a time. */
+        float *prepared = s->winograd ? ws->wino : ws->wtap;
+        if (s->winograd)
+            TIMED(ws, transform, winograd_transform_filter(s, w_all, prepared));
+        else
+            TIMED(ws, transform, tinymap_transpose_weights(s, w_all, prepared));
+        void (*chunk_forward)(const struct conv_shape *, const float *, const float *, int, int,
+                              float *, float *) = s->winograd ? winograd_forward : tinymap_forward;
         for (int s0 = 0; s0 < s->n; s0 += shard) {
             const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
             for (int n0 = s0; n0 < s1; n0 += step) {
                 const int nc = s1 - n0 < step ? s1 - n0 : step;
-                TIMED(ws, gemm, winograd_forward(s, ws->wino, x, n0, nc, y, ws->col));
-            }
-        }
-        add_bias(s, b, y);
-        return;
-    }
-    if (s->tiny) {
-        TIMED(ws, transform, tinymap_transpose_weights(s, w_all, ws->wtap));
-        for (int s0 = 0; s0 < s->n; s0 += shard) {
-            const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
-            for (int n0 = s0; n0 < s1; n0 += step) {
-                const int nc = s1 - n0 < step ? s1 - n0 : step;
-                TIMED(ws, gemm, tinymap_forward(s, ws->wtap, x, n0, nc, y, ws->col));
+                TIMED(ws, gemm, chunk_forward(s, prepared, x, n0, nc, y, ws->col));
             }
         }
         add_bias(s, b, y);

@@ -9,14 +9,17 @@
  * numbered (sample of the chunk, tile row, tile column). */
 #include "winograd.h"
 
-#include <stdlib.h>
+#include <string.h>
 
-#include "error.h"
 #include "gemm.h"
+
+/* Widest map the data transforms take: their per-thread row buffers are on the stack,
+ * sized by this, so the training step allocates nothing. */
+#define MAX_W 256
 
 bool winograd_applies(const struct conv_shape *s)
 {
-    return s->k == 3 && s->stride == 1 && s->pad == 1 && s->h >= 2 && s->w >= 2;
+    return s->k == 3 && s->stride == 1 && s->pad == 1 && s->h >= 2 && s->w >= 2 && s->w <= MAX_W;
 }
 
 static int tiles_y(const struct conv_shape *s) { return (s->ho + 1) / 2; }
@@ -119,13 +122,14 @@ static void input_transform(const struct conv_shape *s, int c, const float *x, i
 {
     const int h = s->h, w = s->w, ty_n = tiles_y(s), tx_n = tiles_x(s);
     const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
-    const int wp = 2 * tx_n + 2; /* padded row: column k holds input column k - 1 */
 #pragma omp parallel
     {
-        /* Per thread: a row of zeros and the 4 column-transformed rows, whose padding
-         * columns stay zero. */
-        float *zero = xcalloc((size_t)w + 4 * (size_t)wp, sizeof(float));
-        float *t[4] = {zero + w, zero + w + wp, zero + w + 2 * wp, zero + w + 3 * wp};
+        /* Per thread: a row of zeros and the 4 column-transformed rows; column k holds
+         * input column k - 1, and the padding columns (0 and from w + 1 to 2 tx_n + 1
+         * <= w + 2) stay zero. */
+        float zero[MAX_W], t[4][MAX_W + 4];
+        memset(zero, 0, sizeof zero);
+        memset(t, 0, sizeof t);
 #pragma omp for collapse(2) schedule(static)
         for (int ch = 0; ch < c; ch++)
             for (int n = 0; n < nc; n++) {
@@ -157,7 +161,6 @@ static void input_transform(const struct conv_shape *s, int c, const float *x, i
                     }
                 }
             }
-        free(zero);
     }
 }
 
@@ -171,8 +174,8 @@ static void output_transform(const struct conv_shape *s, int c, const float *m, 
     const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
 #pragma omp parallel
     {
-        float *t = xmalloc(sizeof(float) * 8 * (size_t)tx_n); /* per thread: A^T m's 8 rows */
-        const int full = wo / 2;                               /* tiles with both columns inside */
+        float t[8 * MAX_W];  /* per thread: A^T m's 8 rows of tx_n <= MAX_W floats */
+        const int full = wo / 2; /* tiles with both columns inside */
 #pragma omp for collapse(2) schedule(static)
         for (int ch = 0; ch < c; ch++)
             for (int n = 0; n < nc; n++) {
@@ -209,7 +212,6 @@ static void output_transform(const struct conv_shape *s, int c, const float *m, 
                     }
                 }
             }
-        free(t);
     }
 }
 
@@ -224,10 +226,10 @@ static void gradient_transform(const struct conv_shape *s, int c, const float *d
     const int wp = 2 * tx_n; /* a row of dy with its odd edge padded by a zero */
 #pragma omp parallel
     {
-        /* Per thread: the tile row's 2 rows of dy, then A e's 4 rows. */
-        float *buf = xcalloc(6 * (size_t)wp, sizeof(float));
-        float *e[2] = {buf, buf + wp};
-        float *r[4] = {buf + 2 * wp, buf + 3 * wp, buf + 4 * wp, buf + 5 * wp};
+        /* Per thread: the tile row's 2 rows of dy (an odd row's padding column stays
+         * zero), then A e's 4 rows; wp <= MAX_W + 1. */
+        float e[2][MAX_W + 2], r[4][MAX_W + 2];
+        memset(e, 0, sizeof e);
 #pragma omp for collapse(2) schedule(static)
         for (int ch = 0; ch < c; ch++)
             for (int n = 0; n < nc; n++) {
@@ -258,7 +260,6 @@ static void gradient_transform(const struct conv_shape *s, int c, const float *d
                     }
                 }
             }
-        free(buf);
     }
 }
 
