@@ -55,13 +55,12 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
     /* Tiny maps go to tinymap where im2col would multiply padding: fewer real
      * (position, live tap) pairs than positions x live taps. */
     int real = 0;
-    for (int oy = 0; oy < s->ho; oy++)
-        for (int ox = 0; ox < s->wo; ox++)
-            for (int i = 0; i < s->ntaps; i++) {
-                const int iy = oy * stride - pad + s->taps[i] / k;
-                const int ix = ox * stride - pad + s->taps[i] % k;
-                real += iy >= 0 && iy < h && ix >= 0 && ix < w;
-            }
+    for (int i = 0; i < s->ntaps; i++) {
+        int ylo, yhi, xlo, xhi;
+        valid_range(s->taps[i] / k, stride, pad, h, s->ho, &ylo, &yhi);
+        valid_range(s->taps[i] % k, stride, pad, w, s->wo, &xlo, &xhi);
+        real += (yhi - ylo) * (xhi - xlo);
+    }
     s->tiny = !s->direct && s->ho * s->wo <= CONV_TINY_OUTPUTS && real < s->ho * s->wo * s->ntaps;
 }
 
