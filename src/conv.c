@@ -224,6 +224,16 @@ static void add_bias(const struct conv_shape *s, const float *b, float *y)
     }
 }
 
+/* y[c][0, cols) = b[c] for each output channel c (rows ldy apart). */
+static void fill_bias(int cout, int cols, const float *b, float *y, int ldy)
+{
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < cout; c++) {
+        float *row = y + (size_t)c * ldy;
+        for (int i = 0; i < cols; i++) row[i] = b[c];
+    }
+}
+
 void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_all,
                     const float *b, float *y, const struct conv_workspace *ws)
 {
@@ -252,21 +262,26 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
         return;
     }
     const float *w = tap_weights(s, w_all, ws);
+    /* The GEMMs add to the bias: with beta = 0 OpenBLAS would first clear the output,
+     * one more pass over it besides adding the bias (at 96x96 the stem spent 17% of
+     * its time in those two). */
+    const float beta = b ? 1.0f : 0.0f;
     for (int s0 = 0; s0 < s->n; s0 += shard) {
         const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
         for (int n0 = s0; n0 < s1; n0 += step) {
             const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
+            float *yc = y + n0 * hw_out;
+            if (b) fill_bias(s->cout, cols, b, yc, ldy);
             if (reads_input(s)) {
                 TIMED(ws, gemm, gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim,
-                                     x + n0 * hw_out, ldy, 0.0f, y + n0 * hw_out, ldy));
+                                     x + n0 * hw_out, ldy, beta, yc, ldy));
             } else {
                 TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
                 TIMED(ws, gemm, gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim, ws->col,
-                                     cols, 0.0f, y + n0 * hw_out, ldy));
+                                     cols, beta, yc, ldy));
             }
         }
     }
-    add_bias(s, b, y);
 }
 
 /* conv2d_backward's weight and input gradients by Winograd: per shard, the
@@ -328,6 +343,7 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
         for (int c = 0; c < s->cout; c++) {
             const float *row = dy + (size_t)c * ldy;
             double acc = 0.0;
+#pragma omp simd reduction(+ : acc) /* one double chain ran at a quarter of the loads' rate */
             for (int i = 0; i < ldy; i++) acc += (double)row[i];
             db[c] += acc;
         }

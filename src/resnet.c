@@ -3,6 +3,7 @@
 #include "resnet.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,9 +180,15 @@ static void plan_activations(struct resnet *m, struct arena *a)
     TAKE(m->input, float, (size_t)m->spec.in_channels * n * S * S);
     size_t pooled_act = (size_t)sc->cout * n * m->stem_pool.ho * m->stem_pool.wo;
     if (m->spec.fused_stem) {
-        size_t chunk_out = (size_t)sc->cout * m->stem.chunk * sc->ho * sc->wo;
-        TAKE(m->stem.a, float, chunk_out);
-        TAKE(m->stem.d, float, chunk_out);
+        const struct stem_sizes z = m->stem.per_thread;
+        const size_t threads = (size_t)m->stem.threads, chunks = (size_t)m->stem.max_chunks;
+        TAKE(m->stem.a, float, threads * z.out);
+        TAKE(m->stem.d, float, threads * z.out);
+        TAKE(m->stem.col, float, threads * z.col);
+        TAKE(m->stem.wtap, float, threads * z.wtap);
+        TAKE(m->stem.dw_work, float, threads * z.dw);
+        TAKE(m->stem.sums, double, chunks * 2 * (size_t)sc->cout);
+        TAKE(m->stem.grads, double, chunks * ((size_t)sc->cout * sc->k * sc->k + (size_t)sc->cout));
         TAKE_ACT(m->stem_p, pooled_act);
         TAKE(m->stem.argmax, uint8_t, pooled_act);
     } else {
@@ -193,7 +200,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
         TAKE(m->stem_argmax, int32_t, pooled_act);
     }
     int maxc = m->stem_bn.c;
-    size_t col = conv2d_col_floats(sc);
+    size_t col = m->spec.fused_stem ? 0 : conv2d_col_floats(sc); /* the fused stem has its own */
     size_t tap_weights = conv2d_tap_weight_floats(sc), wino = conv2d_winograd_floats(sc);
     size_t max_weight = (size_t)m->fc_in * m->spec.num_classes;
     for (int i = 0; i < m->nparams; i++)
@@ -267,14 +274,10 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     add_bn(m, &m->stem_bn, "0.1", spec->width);
     maxpool_shape_init(&m->stem_pool, 3, 2, 1, m->stem_conv.shape.ho, m->stem_conv.shape.wo);
     CHECK(!spec->fused_stem || spec->in_channels == 1, "the fused stem needs one input channel");
-    if (spec->fused_stem) {
-        m->stem.conv = m->stem_conv.shape;
-        m->stem.pool = m->stem_pool;
-        m->stem.chunk = spec->stem_chunk > 0 ? spec->stem_chunk
-                                              : stem_chunk_samples(&m->stem_conv.shape, spec->shard);
-        CHECK(m->stem.chunk <= spec->max_batch && (spec->shard <= 0 || m->stem.chunk % spec->shard == 0),
-              "stem chunk %d: expected whole shards, at most the batch", m->stem.chunk);
-    }
+    if (spec->fused_stem)
+        stem_plan(&m->stem, &m->stem_conv.shape, &m->stem_pool,
+                  spec->stem_chunk > 0 ? spec->stem_chunk : stem_chunk_samples(&m->stem_conv.shape),
+                  omp_get_max_threads(), spec->shard);
 
     /* Stages b2..b5: the first block of stages 2-4 halves the size (stride 2). */
     m->nblocks = arch.blocks[0] + arch.blocks[1] + arch.blocks[2] + arch.blocks[3];
@@ -439,7 +442,7 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
     if (m->spec.fused_stem) {
         double t0 = m->prof.enabled ? timer_now() : 0.0;
         const struct stem_params sp = stem_params_of(m);
-        stem_forward(&m->stem, &sp, n, m->input, train, m->stem_p, red, m->bn_work, &m->ws);
+        stem_forward(&m->stem, &sp, n, m->input, train, m->stem_p, red, m->bn_work);
         if (m->prof.enabled) {
             m->prof.conv[m->stem_conv.prof].fwd += timer_now() - t0;
             m->prof.conv[m->stem_conv.prof].macs += conv_macs(sc) * n;
@@ -581,7 +584,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
     if (m->spec.fused_stem) {
         double t0 = m->prof.enabled ? timer_now() : 0.0;
         const struct stem_params sp = stem_params_of(m);
-        stem_backward(&m->stem, &sp, n, m->input, m->grad_buf[iy], red, m->bn_work, &m->ws);
+        stem_backward(&m->stem, &sp, n, m->input, m->grad_buf[iy], red, m->bn_work);
         if (m->prof.enabled) m->prof.conv[m->stem_conv.prof].bwd += timer_now() - t0;
     } else {
         float *dh = m->stem_h;

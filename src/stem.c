@@ -1,20 +1,114 @@
-/* stem: chunked, fused stem of the network; see stem.h. */
+/* stem: chunked, fused stem of the network, a chunk per thread; see stem.h. */
 #include "stem.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "error.h"
 
-#define STEM_CHUNK_FLOATS ((size_t)2 << 20) /* 8 MB of convolution output per chunk */
+/* Per-thread buffers of about a core's L2: larger chunks spill to the shared cache. */
+#define STEM_THREAD_BYTES ((size_t)1 << 20)
+/* Widest pooled row (a 4096-pixel image): the pool's row maxima live on the stack. */
+#define STEM_POOL_MAX_W 1024
 
-int stem_chunk_samples(const struct conv_shape *conv, int shard)
+/* Floats per sample of a thread's buffers: a, d and the columns. */
+static size_t floats_per_sample(const struct conv_shape *conv)
 {
-    size_t per_sample = (size_t)conv->cout * conv->ho * conv->wo;
-    size_t nc = STEM_CHUNK_FLOATS / per_sample;
+    return 2 * (size_t)conv->cout * conv->ho * conv->wo + conv2d_col_floats(conv);
+}
+
+int stem_chunk_samples(const struct conv_shape *conv)
+{
+    size_t nc = STEM_THREAD_BYTES / sizeof(float) / floats_per_sample(conv);
     if (nc < 1) nc = 1;
-    if (shard > 0) nc = nc < (size_t)shard ? (size_t)shard : nc / (size_t)shard * (size_t)shard;
     return nc > (size_t)conv->n ? conv->n : (int)nc;
+}
+
+/* Samples per shard for a batch of n (the whole batch when there are no shards). */
+static int shard_len(const struct stem *st, int n)
+{
+    return st->shard > 0 && st->shard < n ? st->shard : n;
+}
+
+static int chunks_per_shard(const struct stem *st, int len)
+{
+    return (len + st->chunk - 1) / st->chunk;
+}
+
+/* Chunks of a batch of n: whole chunks of each shard, the last one shorter. */
+static int count_chunks(const struct stem *st, int n)
+{
+    if (n == 0) return 0;
+    const int s = shard_len(st, n), full = n / s, rem = n % s;
+    return full * chunks_per_shard(st, s) + chunks_per_shard(st, rem);
+}
+
+/* Samples [*n0, *n0 + *nc) of chunk i of a batch of n. */
+static void chunk_at(const struct stem *st, int n, int i, int *n0, int *nc)
+{
+    const int s = shard_len(st, n), per = chunks_per_shard(st, s), full = n / s;
+    int start, len, j;
+    if (i < full * per) {
+        start = i / per * s;
+        len = s;
+        j = i % per;
+    } else {
+        start = full * s;
+        len = n % s;
+        j = i - full * per;
+    }
+    *n0 = start + j * st->chunk;
+    *nc = len - j * st->chunk < st->chunk ? len - j * st->chunk : st->chunk;
+}
+
+struct stem_sizes stem_plan(struct stem *st, const struct conv_shape *conv,
+                            const struct maxpool_shape *pool, int chunk, int threads, int shard)
+{
+    CHECK(conv->cin == 1, "the fused stem needs one input channel");
+    CHECK(pool->k == 3 && pool->stride == 2 && pool->pad == 1 && pool->wo <= STEM_POOL_MAX_W,
+          "the fused stem pools 3x3/2 pad 1 over at most %d columns", STEM_POOL_MAX_W);
+    CHECK(chunk > 0 && chunk <= conv->n && threads > 0, "stem chunk %d of a batch of %d", chunk,
+          conv->n);
+    st->conv = *conv;
+    st->pool = *pool;
+    st->chunk = chunk;
+    st->threads = threads;
+    st->shard = shard;
+    const int s = shard_len(st, conv->n);
+    st->max_chunks = (conv->n + s - 1) / s * chunks_per_shard(st, s);
+    st->per_thread = (struct stem_sizes){
+        .out = (size_t)conv->cout * chunk * conv->ho * conv->wo,
+        .col = conv2d_col_floats(conv) * (size_t)chunk,
+        .wtap = conv2d_tap_weight_floats(conv),
+        .dw = (size_t)conv->cout * conv->k * conv->k};
+    return st->per_thread;
+}
+
+static size_t grads_per_chunk(const struct stem *st)
+{
+    return (size_t)st->conv.cout * st->conv.k * st->conv.k + (size_t)st->conv.cout;
+}
+
+/* Thread t's convolution workspace: whole chunks, no shards, no profiling. */
+static struct conv_workspace thread_workspace(const struct stem *st, int t)
+{
+    const struct stem_sizes z = st->per_thread;
+    return (struct conv_workspace){.col = st->col + (size_t)t * z.col, .col_floats = z.col,
+                                   .dw = st->dw_work + (size_t)t * z.dw,
+                                   .wtap = st->wtap + (size_t)t * z.wtap};
+}
+
+/* The convolution of samples [n0, n0 + nc) into thread t's buffer a, returned. */
+static float *convolve_chunk(const struct stem *st, const struct stem_params *p, const float *input,
+                             int n0, int nc, int t)
+{
+    struct conv_shape cs = st->conv;
+    cs.n = nc;
+    const struct conv_workspace ws = thread_workspace(st, t);
+    float *a = st->a + (size_t)t * st->per_thread.out;
+    conv2d_forward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, p->b, a, &ws);
+    return a;
 }
 
 /* BN with the given per-channel scale and shift, then ReLU. fmaf, so the forward
@@ -33,71 +127,126 @@ static inline void train_affine(const struct stem_params *p, int ch, float *scal
     *shift = p->beta[ch] - p->saved->mean[ch] * *scale;
 }
 
-/* The convolution of samples [n0, n0 + nc) into st->a. */
-static void convolve_chunk(const struct stem *st, const struct stem_params *p, const float *input,
-                           int n0, int nc, const struct conv_workspace *ws)
+/* out[j] += sum over chunks i, in chunk order, of sums[i * stride + j], j < count. */
+static void add_chunk_sums(int nchunks, size_t stride, size_t count, const double *sums,
+                           double *out)
 {
-    struct conv_shape cs = st->conv;
-    cs.n = nc;
-    conv2d_forward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, p->b, st->a, ws);
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < count; j++) {
+        double s = 0.0;
+        for (int i = 0; i < nchunks; i++) s += sums[(size_t)i * stride + j];
+        out[j] += s;
+    }
 }
 
-/* pooled/argmax for samples [n0, n0 + nc) of a batch of n, from the chunk in st->a,
- * which is overwritten with its BN + ReLU output on the way (backward recomputes the
- * convolution anyway). */
-static void pool_chunk(const struct stem *st, int n, int n0, int nc, const float *scale,
-                       const float *shift, float *pooled)
+/* Row maxima of the 3x3/2 pad-1 pool for one row r of w values: m[ox] the largest of
+ * columns 2ox - 1 .. 2ox + 1 inside the row, k[ox] its kx (the first of equals). */
+static void row_max(const float *r, int w, int wo, float *m, int *k)
 {
-    const struct maxpool_shape *ps = &st->pool;
-    const size_t in_plane = (size_t)ps->h * ps->w, out_plane = (size_t)ps->ho * ps->wo;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int ch = 0; ch < st->conv.cout; ch++)
-        for (int j = 0; j < nc; j++) {
-            float *hp = st->a + ((size_t)ch * nc + j) * in_plane;
-            const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
-            float *yp = pooled + plane;
-            uint8_t *mp = st->argmax + plane;
-            const float sc = scale[ch], sh = shift[ch];
-#pragma omp simd
-            for (size_t i = 0; i < in_plane; i++) hp[i] = bn_relu(hp[i], sc, sh);
-            for (int oy = 0; oy < ps->ho; oy++)
-                for (int ox = 0; ox < ps->wo; ox++) {
-                    const int y0 = oy * ps->stride - ps->pad, x0 = ox * ps->stride - ps->pad;
-                    float best = 0.0f;
-                    int best_k = -1;
-                    for (int ky = 0; ky < ps->k; ky++) {
-                        const int iy = y0 + ky;
-                        if (iy < 0 || iy >= ps->h) continue;
-                        const float *row = hp + (size_t)iy * ps->w;
-                        for (int kx = 0; kx < ps->k; kx++) {
-                            const int ix = x0 + kx;
-                            if (ix < 0 || ix >= ps->w) continue;
-                            if (best_k < 0 || row[ix] > best) { /* the first maximum wins */
-                                best = row[ix];
-                                best_k = ky * ps->k + kx;
-                            }
-                        }
-                    }
-                    yp[oy * ps->wo + ox] = best;
-                    mp[oy * ps->wo + ox] = (uint8_t)best_k;
-                }
+    int hi = (w - 2) / 2 + 1; /* windows ox < hi have all three columns */
+    if (hi > wo) hi = wo;
+    for (int ox = 1; ox < hi; ox++) { /* if-updates of locals vectorize; ?: did not */
+        const float a = r[2 * ox - 1], b = r[2 * ox], c = r[2 * ox + 1];
+        float best = a;
+        int kb = 0;
+        if (b > best) {
+            best = b;
+            kb = 1;
         }
+        if (c > best) {
+            best = c;
+            kb = 2;
+        }
+        m[ox] = best;
+        k[ox] = kb;
+    }
+    for (int ox = 0; ox < wo; ox = ox == 0 && hi > 1 ? hi : ox + 1) { /* the edges */
+        float best = -INFINITY;
+        int kb = 0;
+        for (int kx = 0; kx < 3; kx++) {
+            const int ix = 2 * ox - 1 + kx;
+            if (ix >= 0 && ix < w && r[ix] > best) {
+                best = r[ix];
+                kb = kx;
+            }
+        }
+        m[ox] = best;
+        k[ox] = kb;
+    }
+}
+
+/* The 3x3/2 pad-1 max-pool of one plane x (h, w): y (ho, wo), and idx the window
+ * position ky * 3 + kx of each maximum, the first in raster order as in
+ * nn.MaxPool2d: row maxima (first kx), then the first row holding the largest. */
+static void pool_plane(const struct maxpool_shape *ps, const float *x, float *y, uint8_t *idx)
+{
+    float rm[3][STEM_POOL_MAX_W];
+    int rk[3][STEM_POOL_MAX_W];
+    const int wo = ps->wo;
+    int done = -1; /* rows whose maxima are in rm[row % 3] */
+    for (int oy = 0; oy < ps->ho; oy++) {
+        const int r0 = 2 * oy - 1 < 0 ? 0 : 2 * oy - 1;
+        const int r1 = 2 * oy + 1 < ps->h ? 2 * oy + 1 : ps->h - 1;
+        for (int r = done + 1 > r0 ? done + 1 : r0; r <= r1; r++)
+            row_max(x + (size_t)r * ps->w, ps->w, wo, rm[r % 3], rk[r % 3]);
+        done = r1;
+        float *yo = y + (size_t)oy * wo;
+        int best_k[STEM_POOL_MAX_W];
+        const float *m0 = rm[r0 % 3];
+        const int *k0 = rk[r0 % 3], ky0 = r0 - (2 * oy - 1);
+        for (int ox = 0; ox < wo; ox++) {
+            yo[ox] = m0[ox];
+            best_k[ox] = ky0 * 3 + k0[ox];
+        }
+        for (int r = r0 + 1; r <= r1; r++) {
+            const float *m = rm[r % 3];
+            const int *k = rk[r % 3], ky = r - (2 * oy - 1);
+            for (int ox = 0; ox < wo; ox++) {
+                float best = yo[ox];
+                int kb = best_k[ox];
+                if (m[ox] > best) {
+                    best = m[ox];
+                    kb = ky * 3 + k[ox];
+                }
+                yo[ox] = best;
+                best_k[ox] = kb;
+            }
+        }
+        uint8_t *io = idx + (size_t)oy * wo;
+        for (int ox = 0; ox < wo; ox++) io[ox] = (uint8_t)best_k[ox];
+    }
+}
+
+/* Offsets within a conv-output plane of width w from a window's centre (2oy, 2ox)
+ * to its position ky * 3 + kx. */
+static void window_offsets(int w, int off[9])
+{
+    for (int k = 0; k < 9; k++) off[k] = (k / 3 - 1) * w + k % 3 - 1;
 }
 
 void stem_forward(const struct stem *st, const struct stem_params *p, int n, const float *input,
-                  bool train, float *pooled, const struct reducer *red, double *work,
-                  const struct conv_workspace *ws)
+                  bool train, float *pooled, const struct reducer *red, double *work)
 {
-    const int c = st->conv.cout;
+    const int c = st->conv.cout, nchunks = count_chunks(st, n);
     const size_t conv_plane = (size_t)st->conv.ho * st->conv.wo;
     CHECK(n <= st->conv.n, "stem batch %d above the planned %d", n, st->conv.n);
     if (train) {
-        for (int i = 0; i < 2 * c; i++) work[i] = 0.0;
-        for (int n0 = 0; n0 < n; n0 += st->chunk) {
-            const int nc = n - n0 < st->chunk ? n - n0 : st->chunk;
-            convolve_chunk(st, p, input, n0, nc, ws);
-            batchnorm_accumulate(c, (size_t)nc * conv_plane, st->a, work, work + c);
+        /* Pass 1: each chunk's BN statistics. */
+#pragma omp parallel num_threads(st->threads)
+        {
+            const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic)
+            for (int i = 0; i < nchunks; i++) {
+                int n0, nc;
+                chunk_at(st, n, i, &n0, &nc);
+                const float *a = convolve_chunk(st, p, input, n0, nc, t);
+                double *sum = st->sums + (size_t)i * 2 * c, *sumsq = sum + c;
+                for (int ch = 0; ch < 2 * c; ch++) sum[ch] = 0.0;
+                batchnorm_accumulate(c, (size_t)nc * conv_plane, a, sum, sumsq);
+            }
         }
+        for (int i = 0; i < 2 * c; i++) work[i] = 0.0;
+        add_chunk_sums(nchunks, 2 * (size_t)c, 2 * (size_t)c, st->sums, work);
         if (!batchnorm_finish_stats(c, (double)n * conv_plane, p->saved, p->running_mean,
                                     p->running_var, red, work))
             return;
@@ -114,57 +263,80 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
         scale[ch] = p->gamma[ch] * invstd;
         shift[ch] = p->beta[ch] - p->running_mean[ch] * scale[ch];
     }
-    for (int n0 = 0; n0 < n; n0 += st->chunk) {
-        const int nc = n - n0 < st->chunk ? n - n0 : st->chunk;
-        convolve_chunk(st, p, input, n0, nc, ws);
-        pool_chunk(st, n, n0, nc, scale, shift, pooled);
+    /* Pass 2: BN, ReLU (in place) and the max-pool of each chunk. */
+    const struct maxpool_shape *ps = &st->pool;
+    const size_t out_plane = (size_t)ps->ho * ps->wo;
+#pragma omp parallel num_threads(st->threads)
+    {
+        const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic)
+        for (int i = 0; i < nchunks; i++) {
+            int n0, nc;
+            chunk_at(st, n, i, &n0, &nc);
+            float *a = convolve_chunk(st, p, input, n0, nc, t);
+            for (int ch = 0; ch < c; ch++) {
+                const float sc = scale[ch], sh = shift[ch];
+                float *hp = a + (size_t)ch * nc * conv_plane;
+#pragma omp simd
+                for (size_t j = 0; j < (size_t)nc * conv_plane; j++) hp[j] = bn_relu(hp[j], sc, sh);
+                for (int j = 0; j < nc; j++) {
+                    const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
+                    pool_plane(ps, hp + j * conv_plane, pooled + plane, st->argmax + plane);
+                }
+            }
+        }
     }
-}
-
-/* The conv-output position (within its plane) of pooled output o's maximum. */
-static inline int max_position(const struct maxpool_shape *ps, int o, uint8_t k)
-{
-    const int oy = o / ps->wo, ox = o % ps->wo;
-    return (oy * ps->stride - ps->pad + k / ps->k) * ps->w + ox * ps->stride - ps->pad + k % ps->k;
 }
 
 void stem_backward(const struct stem *st, const struct stem_params *p, int n, const float *input,
-                   const float *dpooled, const struct reducer *red, double *work,
-                   const struct conv_workspace *ws)
+                   const float *dpooled, const struct reducer *red, double *work)
 {
     const struct maxpool_shape *ps = &st->pool;
-    const int c = st->conv.cout, out_plane = ps->ho * ps->wo;
-    const size_t in_plane = (size_t)ps->h * ps->w;
+    const int c = st->conv.cout, nchunks = count_chunks(st, n);
+    const size_t in_plane = (size_t)ps->h * ps->w, out_plane = (size_t)ps->ho * ps->wo;
     const struct bn_saved *sv = p->saved;
     double *sum_dy = work, *sum_dy_xhat = work + c;
-    for (int i = 0; i < 2 * c; i++) work[i] = 0.0;
+    int off[9];
+    window_offsets(ps->w, off);
 
     /* Pass 1: BN's gradient sums. A pooled gradient reaches the BN output only at its
      * window's maximum, and only if that passed the ReLU. */
-    for (int n0 = 0; n0 < n; n0 += st->chunk) {
-        const int nc = n - n0 < st->chunk ? n - n0 : st->chunk;
-        convolve_chunk(st, p, input, n0, nc, ws);
-#pragma omp parallel for schedule(static)
-        for (int ch = 0; ch < c; ch++) {
-            float scale, shift;
-            train_affine(p, ch, &scale, &shift);
-            const double mean = sv->mean[ch], invstd = sv->invstd[ch];
-            double s = 0.0, sx = 0.0;
-            for (int j = 0; j < nc; j++) {
-                const float *ap = st->a + ((size_t)ch * nc + j) * in_plane;
-                const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
-                for (int o = 0; o < out_plane; o++) {
-                    const float v = ap[max_position(ps, o, st->argmax[plane + o])];
-                    if (!(bn_relu(v, scale, shift) > 0.0f)) continue;
-                    const double g = dpooled[plane + o];
-                    s += g;
-                    sx += g * (((double)v - mean) * invstd);
+#pragma omp parallel num_threads(st->threads)
+    {
+        const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic)
+        for (int i = 0; i < nchunks; i++) {
+            int n0, nc;
+            chunk_at(st, n, i, &n0, &nc);
+            const float *a = convolve_chunk(st, p, input, n0, nc, t);
+            double *s_out = st->sums + (size_t)i * 2 * c;
+            for (int ch = 0; ch < c; ch++) {
+                float scale, shift;
+                train_affine(p, ch, &scale, &shift);
+                const double mean = sv->mean[ch], invstd = sv->invstd[ch];
+                double s = 0.0, sx = 0.0;
+                for (int j = 0; j < nc; j++) {
+                    const float *ap = a + ((size_t)ch * nc + j) * in_plane;
+                    const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
+                    const uint8_t *mp = st->argmax + plane;
+                    const float *gp = dpooled + plane;
+                    for (int oy = 0; oy < ps->ho; oy++)
+                        for (int ox = 0; ox < ps->wo; ox++) {
+                            const int o = oy * ps->wo + ox;
+                            const float v = ap[2 * oy * ps->w + 2 * ox + off[mp[o]]];
+                            if (!(bn_relu(v, scale, shift) > 0.0f)) continue;
+                            const double g = gp[o];
+                            s += g;
+                            sx += g * (((double)v - mean) * invstd);
+                        }
                 }
+                s_out[ch] = s;
+                s_out[c + ch] = sx;
             }
-            sum_dy[ch] += s;
-            sum_dy_xhat[ch] += sx;
         }
     }
+    for (int i = 0; i < 2 * c; i++) work[i] = 0.0;
+    add_chunk_sums(nchunks, 2 * (size_t)c, 2 * (size_t)c, st->sums, work);
     /* This rank's shares are its parameter gradients (summed over ranks later). */
     for (int ch = 0; ch < c; ch++) {
         p->dbeta[ch] += sum_dy[ch];
@@ -174,37 +346,54 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
     const double count = sv->count;
     if (count == 0) return;
 
-    /* Pass 2: the dense gradient of each chunk's convolution output, then its share
-     * of the weight gradient. */
-    struct conv_shape cs = st->conv;
-    for (int n0 = 0; n0 < n; n0 += st->chunk) {
-        const int nc = n - n0 < st->chunk ? n - n0 : st->chunk;
-        convolve_chunk(st, p, input, n0, nc, ws);
-#pragma omp parallel for schedule(static)
-        for (int ch = 0; ch < c; ch++) {
-            float scale, shift;
-            train_affine(p, ch, &scale, &shift);
-            const float mean = sv->mean[ch], invstd = sv->invstd[ch];
-            const float k = p->gamma[ch] * invstd;
-            const float mean_dy = (float)(sum_dy[ch] / count);
-            const float mean_dy_xhat = (float)(sum_dy_xhat[ch] / count);
-            for (int j = 0; j < nc; j++) {
-                const float *ap = st->a + ((size_t)ch * nc + j) * in_plane;
-                float *dp = st->d + ((size_t)ch * nc + j) * in_plane;
-                const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
-                memset(dp, 0, sizeof(float) * in_plane);
-                for (int o = 0; o < out_plane; o++) {
-                    const int pos = max_position(ps, o, st->argmax[plane + o]);
-                    if (bn_relu(ap[pos], scale, shift) > 0.0f) dp[pos] += dpooled[plane + o];
-                }
-                for (size_t i = 0; i < in_plane; i++) {
-                    const float xhat = (ap[i] - mean) * invstd;
-                    dp[i] = k * (dp[i] - mean_dy - xhat * mean_dy_xhat);
+    /* Pass 2: the dense gradient of each chunk's convolution output, then the chunk's
+     * weight and bias gradients. */
+    const size_t per_chunk = grads_per_chunk(st), nw = per_chunk - (size_t)c;
+#pragma omp parallel num_threads(st->threads)
+    {
+        const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic)
+        for (int i = 0; i < nchunks; i++) {
+            int n0, nc;
+            chunk_at(st, n, i, &n0, &nc);
+            const float *a = convolve_chunk(st, p, input, n0, nc, t);
+            float *d = st->d + (size_t)t * st->per_thread.out;
+            for (int ch = 0; ch < c; ch++) {
+                float scale, shift;
+                train_affine(p, ch, &scale, &shift);
+                const float mean = sv->mean[ch], invstd = sv->invstd[ch];
+                const float k = p->gamma[ch] * invstd;
+                const float mean_dy = (float)(sum_dy[ch] / count);
+                const float mean_dy_xhat = (float)(sum_dy_xhat[ch] / count);
+                for (int j = 0; j < nc; j++) {
+                    const float *ap = a + ((size_t)ch * nc + j) * in_plane;
+                    float *dp = d + ((size_t)ch * nc + j) * in_plane;
+                    const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
+                    const uint8_t *mp = st->argmax + plane;
+                    const float *gp = dpooled + plane;
+                    memset(dp, 0, sizeof(float) * in_plane);
+                    for (int oy = 0; oy < ps->ho; oy++)
+                        for (int ox = 0; ox < ps->wo; ox++) {
+                            const int o = oy * ps->wo + ox;
+                            const int pos = 2 * oy * ps->w + 2 * ox + off[mp[o]];
+                            if (bn_relu(ap[pos], scale, shift) > 0.0f) dp[pos] += gp[o];
+                        }
+#pragma omp simd
+                    for (size_t e = 0; e < in_plane; e++) {
+                        const float xhat = (ap[e] - mean) * invstd;
+                        dp[e] = k * (dp[e] - mean_dy - xhat * mean_dy_xhat);
+                    }
                 }
             }
+            double *g = st->grads + (size_t)i * per_chunk;
+            memset(g, 0, sizeof(double) * per_chunk);
+            struct conv_shape cs = st->conv;
+            cs.n = nc;
+            const struct conv_workspace ws = thread_workspace(st, t);
+            conv2d_backward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, d, g, g + nw, NULL, false,
+                            &ws);
         }
-        cs.n = nc;
-        conv2d_backward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, st->d, p->dw, p->db, NULL,
-                        false, ws);
     }
+    add_chunk_sums(nchunks, per_chunk, nw, st->grads, p->dw);
+    add_chunk_sums(nchunks, per_chunk, (size_t)c, st->grads + nw, p->db);
 }
