@@ -87,6 +87,13 @@ static void abort_all(int code)
 void comm_init(int *argc, char ***argv, struct comm_info *info)
 {
     int provided = 0;
+    /* Open MPI's non-blocking allreduce (libnbc) takes a binomial tree (reduce to one
+     * rank, then broadcast) for every in-place call on fewer than 4 ranks: the
+     * gradient buckets of ResNet-18 took 80 ms on 2 ranks of one machine against 21
+     * ms with Rabenseifner's reduce-scatter + allgather (3), which it falls back from
+     * to a ring when a bucket is too short. A user's own setting wins; other MPIs
+     * ignore the variable. */
+    setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0);
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         error_exit(EXIT_CODE_INTERNAL, "MPI_Init failed");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
@@ -234,7 +241,10 @@ double grad_sync_finish(struct grad_sync *gs)
     if (comm_world_size == 1) return 0.0;
     double t0 = MPI_Wtime();
     if (!gs->overlap) {
-        comm_allreduce_sum_double(gs->grads, gs->n);
+        /* Bucket by bucket: one 89 MB allreduce took 42 ms on 2 ranks of one machine,
+         * 25 MB pieces 23 ms. */
+        for (int b = 0; b < gs->nbuckets; b++)
+            comm_allreduce_sum_double(gs->grads + gs->bounds[b], gs->bounds[b + 1] - gs->bounds[b]);
         return MPI_Wtime() - t0;
     }
     while (gs->started < gs->nbuckets) start_bucket(gs, gs->started++);
