@@ -1,16 +1,21 @@
 /* winograd: 3x3 stride-1 pad-1 convolutions by Winograd's minimal filtering
- * F(2x2, 3x3) (Lavin & Gray 2016), forward, input gradient and weight gradient.
+ * F(m x m, 3x3) with m = 4 or 2 (Lavin & Gray 2016), forward, input gradient and
+ * weight gradient.
  *
- * The output is cut into 2x2 tiles, each read from a 4x4 input tile. With the input
- * tiles transformed (V = B^T d B) and the filters transformed (U = G g G^T), every
- * one of the 16 positions xi of a 4x4 tile is one GEMM over channels:
+ * The output is cut into m x m tiles, each read from an a x a input tile, a = m + 2.
+ * With the input tiles transformed (V = B^T d B) and the filters transformed
+ * (U = G g G^T), every one of the a^2 positions xi of a tile is one GEMM over
+ * channels:
  *   M[xi] (cout, tiles) = U[xi] (cout, cin) . V[xi] (cin, tiles)
- * and an output tile is A^T M A. That is 16 multiplications per 2x2 outputs and
- * channel pair instead of 36: 2.25 times fewer than im2col. The input gradient is the
- * same computation with the filter flipped and its channels swapped; the weight
- * gradient is G^T (sum over tiles of (A dy A^T) * V) G, 16 GEMMs with the tiles as
- * the inner dimension. Tiles that stick out of an odd-sized map read zeros and their
- * extra outputs are dropped.
+ * and an output tile is A^T M A. Per channel pair that is 36 multiplications for
+ * 4x4 outputs (m = 4: 4 times fewer than im2col's 144) or 16 for 2x2 (2.25 times
+ * fewer). m = 4 is taken wherever it needs fewer multiplications than m = 2 (tiles
+ * sticking out of the map count whole); its larger transform constants cost
+ * accuracy, still within test_conv's 1e-4. The input gradient is the same
+ * computation with the filter flipped and its channels swapped; the weight gradient
+ * is G^T (sum over tiles of (A dy A^T) * V) G, a^2 GEMMs with the tiles as the inner
+ * dimension. Tiles that stick out of the map read zeros and their extra outputs are
+ * dropped.
  *
  * Tensors are (C, N, H, W); the caller cuts the batch into chunks of samples (conv.c)
  * and passes the chunk's first sample n0 and count nc; the workspace holds
@@ -30,20 +35,20 @@ bool winograd_applies(const struct conv_shape *s);
 /* True where it applies and was measured faster than im2col + GEMM and than tinymap
  * (2 cores, batch 256, 96x96 and 28x28): at least 64 input channels (ResNet-18's
  * first stage at 96x96: 8 alternating runs, median 66.7 -> 73.4 img/s), maps whose
- * 2x2 tiles waste little (a 3x3 map needs four tiles for nine outputs, a 7x7 map
- * sixteen for 49: no gain) and more than 16 positions where tinymap applies. */
+ * tiles waste little (at most half im2col's multiplications) and more than 16
+ * positions where tinymap applies. */
 bool winograd_pays(const struct conv_shape *s);
 
 /* Floats of chunk workspace per sample (transformed inputs and products). */
 size_t winograd_chunk_floats(const struct conv_shape *s);
 
-/* Floats of one transformed filter bank: 16 * cout * cin. */
+/* Floats of one transformed filter bank: a^2 * cout * cin. */
 size_t winograd_filter_floats(const struct conv_shape *s);
 
-/* U (16, cout, cin) = G w G^T for w (cout, cin, 3, 3). */
+/* U (a^2, cout, cin) = G w G^T for w (cout, cin, 3, 3). */
 void winograd_transform_filter(const struct conv_shape *s, const float *w, float *u);
 
-/* U (16, cin, cout) for the input gradient: the filter flipped, channels swapped. */
+/* U (a^2, cin, cout) for the input gradient: the filter flipped, channels swapped. */
 void winograd_transform_filter_flipped(const struct conv_shape *s, const float *w, float *u);
 
 /* y[chunk] (cout, ...) = conv(x[chunk]) with U from winograd_transform_filter;
@@ -56,7 +61,7 @@ void winograd_forward(const struct conv_shape *s, const float *u, const float *x
 void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, const float *dy,
                             int n0, int nc, float *dx, bool accumulate, float *work);
 
-/* du (16, cout, cin) = (beta 0) or += (beta 1) the weight gradient of the chunk in the
+/* du (a^2, cout, cin) = (beta 0) or += (beta 1) the weight gradient of the chunk in the
  * transformed domain; winograd_filter_gradient turns the sum into (cout, cin, 3, 3). */
 void winograd_backward_filter(const struct conv_shape *s, const float *x, const float *dy, int n0,
                               int nc, float beta, float *du, float *work);

@@ -1,12 +1,20 @@
-/* winograd: F(2x2, 3x3) convolutions; see winograd.h.
+/* winograd: F(2x2, 3x3) and F(4x4, 3x3) convolutions; see winograd.h.
  *
- * Transform matrices (Lavin & Gray 2016):
+ * Transform matrices (Lavin & Gray 2016), for m x m output tiles read from
+ * (m + 2) x (m + 2) input tiles:
+ *   F(2x2, 3x3):
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]     input tile d (4x4): B^T d B
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]  filter g (3x3):     G g G^T
  *   A^T = [1 1 1 0; 0 1 -1 -1]                       product m (4x4):    A^T m A
- * Transformed arrays are (16, channels, tiles): position xi = 4 * row + column of
- * the 4x4 tile, so each xi is a plain row-major matrix for the GEMMs. Tiles are
- * numbered (sample of the chunk, tile row, tile column). */
+ *   F(4x4, 3x3) (interpolation points 0, 1, -1, 2, -2, infinity):
+ *   B^T = [4  0 -5  0  1  0;  0 -4 -4  1  1  0;  0  4 -4 -1  1  0;
+ *          0 -2 -1  2  1  0;  0  2 -1 -2  1  0;  0  4  0 -5  0  1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0;  0 1 -1 2 -2 0;  0 1 1 4 4 0;  0 1 -1 8 -8 1]
+ * Each is applied as a step over rows, then the same step over columns (the
+ * *_step functions). Transformed arrays are (positions, channels, tiles): position
+ * xi = (m + 2) * row + column of the tile, so each xi is a plain row-major matrix
+ * for the GEMMs. Tiles are numbered (sample of the chunk, tile row, tile column). */
 #include "winograd.h"
 
 #include <string.h>
@@ -16,14 +24,34 @@
 /* Widest map the data transforms take: their per-thread row buffers are on the stack,
  * sized by this, so the training step allocates nothing. */
 #define MAX_W 256
+#define MAX_A 6 /* largest tile side m + 2 */
 
 bool winograd_applies(const struct conv_shape *s)
 {
     return s->k == 3 && s->stride == 1 && s->pad == 1 && s->h >= 2 && s->w >= 2 && s->w <= MAX_W;
 }
 
-static int tiles_y(const struct conv_shape *s) { return (s->ho + 1) / 2; }
-static int tiles_x(const struct conv_shape *s) { return (s->wo + 1) / 2; }
+static int tiles_of(int size, int m) { return (size + m - 1) / m; }
+
+/* Outputs per tile side: 4 where F(4x4, 3x3) multiplies less than F(2x2, 3x3),
+ * else 2. Ties go to 2: the 6x6 maps of 96x96's third stage need as many
+ * multiplications either way (four 6x6 tiles or nine 4x4 ones) and ran 1.25x
+ * slower with 4 (its GEMMs are narrower and its transforms longer). */
+static int tile_m(const struct conv_shape *s)
+{
+    int m4 = 36 * tiles_of(s->ho, 4) * tiles_of(s->wo, 4);
+    int m2 = 16 * tiles_of(s->ho, 2) * tiles_of(s->wo, 2);
+    return m4 < m2 ? 4 : 2;
+}
+
+static int positions(const struct conv_shape *s)
+{
+    const int a = tile_m(s) + 2;
+    return a * a;
+}
+
+static int tiles_y(const struct conv_shape *s) { return tiles_of(s->ho, tile_m(s)); }
+static int tiles_x(const struct conv_shape *s) { return tiles_of(s->wo, tile_m(s)); }
 
 bool winograd_pays(const struct conv_shape *s)
 {
@@ -31,103 +59,204 @@ bool winograd_pays(const struct conv_shape *s)
     /* On maps of up to 16 positions tinymap was measured faster (28x28's 4x4 and 2x2
      * maps: 1.4x and 2.3x); on 6x6 ones (96x96's third stage) it was 1.2x slower. */
     if (s->tiny && s->ho * s->wo <= 16) return false;
-    /* Multiplications against im2col's: 16 per tile against 9 per output. */
-    double ratio = 16.0 * tiles_y(s) * tiles_x(s) / (9.0 * s->ho * s->wo);
+    /* Multiplications against im2col's: (m + 2)^2 per tile against 9 per output. */
+    double ratio = (double)positions(s) * tiles_y(s) * tiles_x(s) / (9.0 * s->ho * s->wo);
     return ratio <= 0.5;
 }
 
 size_t winograd_chunk_floats(const struct conv_shape *s)
 {
-    return 16 * (size_t)tiles_y(s) * tiles_x(s) * (size_t)(s->cin + s->cout);
+    return (size_t)positions(s) * tiles_y(s) * tiles_x(s) * (size_t)(s->cin + s->cout);
 }
 
 size_t winograd_filter_floats(const struct conv_shape *s)
 {
-    return 16 * (size_t)s->cout * s->cin;
+    return (size_t)positions(s) * s->cout * s->cin;
 }
 
-/* ---- filter transforms ------------------------------------------------------ */
+/* ---- the data transforms' one-dimensional steps ------------------------------ */
 
-/* u (4x4, at stride `stride` between positions) = G g G^T. */
-static void filter_tile(const float g[9], float *u, size_t stride)
+/* o[0..m+1] = B^T d for d[0..m+1]. */
+static inline void bt_step(int m, const float *d, float *o)
 {
-    float t[4][3];
-    for (int j = 0; j < 3; j++) {
-        t[0][j] = g[j];
-        t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
+    if (m == 2) {
+        o[0] = d[0] - d[2];
+        o[1] = d[1] + d[2];
+        o[2] = d[2] - d[1];
+        o[3] = d[1] - d[3];
+        return;
     }
-    for (int i = 0; i < 4; i++) {
-        u[(size_t)(4 * i + 0) * stride] = t[i][0];
-        u[(size_t)(4 * i + 1) * stride] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-        u[(size_t)(4 * i + 2) * stride] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-        u[(size_t)(4 * i + 3) * stride] = t[i][2];
+    o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
+    o[1] = d[3] + d[4] - 4.0f * (d[1] + d[2]);
+    o[2] = d[4] - d[3] + 4.0f * (d[1] - d[2]);
+    o[3] = d[4] - d[2] + 2.0f * (d[3] - d[1]);
+    o[4] = d[4] - d[2] + 2.0f * (d[1] - d[3]);
+    o[5] = 4.0f * d[1] - 5.0f * d[3] + d[5];
+}
+
+/* o[0..m-1] = A^T p for p[0..m+1]. */
+static inline void at_step(int m, const float *p, float *o)
+{
+    if (m == 2) {
+        o[0] = p[0] + p[1] + p[2];
+        o[1] = p[1] - p[2] - p[3];
+        return;
     }
+    const float p12 = p[1] + p[2], d12 = p[1] - p[2], p34 = p[3] + p[4], d34 = p[3] - p[4];
+    o[0] = p[0] + p12 + p34;
+    o[1] = d12 + 2.0f * d34;
+    o[2] = p12 + 4.0f * p34;
+    o[3] = d12 + 8.0f * d34 + p[5];
+}
+
+/* o[0..m+1] = A e for e[0..m-1] (the transpose of at_step). */
+static inline void a_step(int m, const float *e, float *o)
+{
+    if (m == 2) {
+        o[0] = e[0];
+        o[1] = e[0] + e[1];
+        o[2] = e[0] - e[1];
+        o[3] = -e[1];
+        return;
+    }
+    const float p02 = e[0] + e[2], p13 = e[1] + e[3];
+    const float q02 = e[0] + 4.0f * e[2], q13 = 2.0f * e[1] + 8.0f * e[3];
+    o[0] = e[0];
+    o[1] = p02 + p13;
+    o[2] = p02 - p13;
+    o[3] = q02 + q13;
+    o[4] = q02 - q13;
+    o[5] = e[3];
+}
+
+/* The transforms below are written once for both tile sizes and compiled for each:
+ * with m a constant the steps' branches fold and their loops vectorize. The parallel
+ * region is opened outside (its body becomes a function of its own, where m would
+ * no longer be a constant); the transforms' loops are its orphaned omp for. */
+#define FOR_TILE(s, call)                                                          \
+    do {                                                                           \
+        const int m_ = tile_m(s);                                                  \
+        _Pragma("omp parallel") if (m_ == 4) call(4); else call(2);                \
+    } while (0)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ---- filter transforms (G as a table, folded into constants when inlined) ---- */
+
+static const float G2[4][3] = {{1.0f, 0.0f, 0.0f}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f},
+                               {0.0f, 0.0f, 1.0f}};
+static const float G4[6][3] = {{0.25f, 0.0f, 0.0f},
+                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                               {0.0f, 0.0f, 1.0f}};
+
+/* u (a x a, at stride `stride` between positions) = G g G^T, a = m + 2; g's taps
+ * are gs apart, in reverse order when flip (the input gradient's filter). */
+ALWAYS_INLINE void filter_tile(const float *g, size_t gs, bool flip, float *u, size_t stride,
+                               const int m)
+{
+    const float(*G)[3] = m == 4 ? G4 : G2;
+    const int a = m + 2;
+    float f[9], t[MAX_A][3];
+    for (int k = 0; k < 9; k++) f[k] = g[(size_t)(flip ? 8 - k : k) * gs];
+    for (int j = 0; j < a; j++)
+        for (int c = 0; c < 3; c++) t[j][c] = G[j][0] * f[c] + G[j][1] * f[3 + c] + G[j][2] * f[6 + c];
+    for (int j = 0; j < a; j++)
+        for (int l = 0; l < a; l++)
+            u[(size_t)(a * j + l) * stride] = t[j][0] * G[l][0] + t[j][1] * G[l][1] + t[j][2] * G[l][2];
+}
+
+ALWAYS_INLINE void transform_filters(const struct conv_shape *s, const float *w, float *u,
+                                     const int m)
+{
+    const size_t pairs = (size_t)s->cout * s->cin;
+#pragma omp for simd schedule(static)
+    for (size_t r = 0; r < pairs; r++) filter_tile(w + 9 * r, 1, false, u + r, pairs, m);
 }
 
 void winograd_transform_filter(const struct conv_shape *s, const float *w, float *u)
 {
+#define CALL(m) transform_filters(s, w, u, m)
+    FOR_TILE(s, CALL);
+#undef CALL
+}
+
+/* U (positions, cin, cout): output pair (ci, co) from filter (co, ci), flipped. */
+ALWAYS_INLINE void transform_filters_flipped(const struct conv_shape *s, const float *w, float *u,
+                                             const int m)
+{
     const size_t pairs = (size_t)s->cout * s->cin;
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < pairs; r++) filter_tile(w + 9 * r, u + r, pairs);
+#pragma omp for schedule(static)
+    for (int ci = 0; ci < s->cin; ci++)
+#pragma omp simd
+        for (int co = 0; co < s->cout; co++)
+            filter_tile(w + 9 * ((size_t)co * s->cin + ci), 1, true, u + (size_t)ci * s->cout + co,
+                        pairs, m);
 }
 
 void winograd_transform_filter_flipped(const struct conv_shape *s, const float *w, float *u)
 {
+#define CALL(m) transform_filters_flipped(s, w, u, m)
+    FOR_TILE(s, CALL);
+#undef CALL
+}
+
+/* dw = G^T du G for every pair. */
+ALWAYS_INLINE void filter_gradients(const struct conv_shape *s, const float *du, float *dw,
+                                    const int m)
+{
+    const float(*G)[3] = m == 4 ? G4 : G2;
+    const int a = m + 2;
     const size_t pairs = (size_t)s->cout * s->cin;
-#pragma omp parallel for schedule(static)
-    for (int ci = 0; ci < s->cin; ci++)
-        for (int co = 0; co < s->cout; co++) {
-            const float *g = w + 9 * ((size_t)co * s->cin + ci);
-            float flipped[9];
-            for (int i = 0; i < 9; i++) flipped[i] = g[8 - i];
-            filter_tile(flipped, u + (size_t)ci * s->cout + co, pairs);
-        }
+#pragma omp for simd schedule(static)
+    for (size_t r = 0; r < pairs; r++) {
+        float d[MAX_A][MAX_A], t[3][MAX_A];
+        for (int j = 0; j < a; j++)
+            for (int l = 0; l < a; l++) d[j][l] = du[(size_t)(a * j + l) * pairs + r];
+        for (int i = 0; i < 3; i++) /* G^T du */
+            for (int l = 0; l < a; l++) {
+                float acc = 0.0f;
+                for (int j = 0; j < a; j++) acc += G[j][i] * d[j][l];
+                t[i][l] = acc;
+            }
+        float *g = dw + 9 * r;
+        for (int i = 0; i < 3; i++) /* ... G */
+            for (int k = 0; k < 3; k++) {
+                float acc = 0.0f;
+                for (int l = 0; l < a; l++) acc += t[i][l] * G[l][k];
+                g[3 * i + k] = acc;
+            }
+    }
 }
 
 void winograd_filter_gradient(const struct conv_shape *s, const float *du, float *dw)
 {
-    const size_t pairs = (size_t)s->cout * s->cin;
-#pragma omp parallel for schedule(static)
-    for (size_t r = 0; r < pairs; r++) {
-        float d[16], t[3][4];
-        for (int x = 0; x < 16; x++) d[x] = du[x * pairs + r];
-        for (int j = 0; j < 4; j++) { /* G^T d */
-            t[0][j] = d[j] + 0.5f * (d[4 + j] + d[8 + j]);
-            t[1][j] = 0.5f * (d[4 + j] - d[8 + j]);
-            t[2][j] = 0.5f * (d[4 + j] + d[8 + j]) + d[12 + j];
-        }
-        float *g = dw + 9 * r;
-        for (int i = 0; i < 3; i++) { /* ... G */
-            g[3 * i + 0] = t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-            g[3 * i + 1] = 0.5f * (t[i][1] - t[i][2]);
-            g[3 * i + 2] = 0.5f * (t[i][1] + t[i][2]) + t[i][3];
-        }
-    }
+#define CALL(m) filter_gradients(s, du, dw, m)
+    FOR_TILE(s, CALL);
+#undef CALL
 }
 
 /* ---- data transforms -------------------------------------------------------- */
 
-/* v (16, c, P) = B^T d B for every tile of channels [0, c) of samples [n0, n0 + nc)
- * of x (c, n, h, w), where P = nc * tiles. Input tile (ty, tx) starts at
- * (2 ty - 1, 2 tx - 1); outside the map reads zero.
+/* v (a^2, c, P) = B^T d B for every tile of channels [0, c) of samples [n0, n0 + nc)
+ * of x (c, n, h, w), where P = nc * tiles and a = m + 2. Input tile (ty, tx) starts
+ * at (m ty - 1, m tx - 1); outside the map reads zero.
  *
- * One row of tiles at a time: B^T's column step runs over whole padded rows and
- * B's row step over all tiles of the row, so both are loops over contiguous floats
- * that the compiler vectorizes (a tile at a time, the 16 loads and 16 stores of
- * each tile were scalar: 9% of a 96x96 step). */
-static void input_transform(const struct conv_shape *s, int c, const float *x, int n0, int nc,
-                            float *v)
+ * One row of tiles at a time: B^T's row step runs over whole padded rows and its
+ * column step over all tiles of the row, so both are loops over the row that the
+ * compiler vectorizes (a tile at a time, the loads and stores of each tile were
+ * scalar: 9% of a 96x96 step). */
+ALWAYS_INLINE void input_transform_m(const struct conv_shape *s, int c, const float *x, int n0,
+                                     int nc, float *v, const int m)
 {
-    const int h = s->h, w = s->w, ty_n = tiles_y(s), tx_n = tiles_x(s);
+    const int a = m + 2, h = s->h, w = s->w, ty_n = tiles_of(s->ho, m), tx_n = tiles_of(s->wo, m);
     const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
-#pragma omp parallel
     {
-        /* Per thread: a row of zeros and the 4 column-transformed rows; column k holds
-         * input column k - 1, and the padding columns (0 and from w + 1 to 2 tx_n + 1
-         * <= w + 2) stay zero. */
-        float zero[MAX_W], t[4][MAX_W + 4];
+        /* Per thread: a row of zeros and the row-transformed rows; column k holds
+         * input column k - 1, and the padding columns (0 and from w + 1 to
+         * m tx_n + 1 <= w + m) stay zero. */
+        float zero[MAX_W], t[MAX_A][MAX_W + 8];
         memset(zero, 0, sizeof zero);
         memset(t, 0, sizeof t);
 #pragma omp for collapse(2) schedule(static)
@@ -136,27 +265,24 @@ static void input_transform(const struct conv_shape *s, int c, const float *x, i
                 const float *plane = x + ((size_t)ch * s->n + n0 + n) * h * w;
                 float *out = v + (size_t)ch * P + (size_t)n * tiles;
                 for (int ty = 0; ty < ty_n; ty++) {
-                    const float *r[4];
-                    for (int i = 0; i < 4; i++) {
-                        const int iy = 2 * ty - 1 + i;
+                    const float *r[MAX_A];
+                    for (int i = 0; i < a; i++) {
+                        const int iy = m * ty - 1 + i;
                         r[i] = iy >= 0 && iy < h ? plane + (size_t)iy * w : zero;
                     }
                     for (int k = 0; k < w; k++) { /* B^T d */
-                        t[0][k + 1] = r[0][k] - r[2][k];
-                        t[1][k + 1] = r[1][k] + r[2][k];
-                        t[2][k + 1] = r[2][k] - r[1][k];
-                        t[3][k + 1] = r[1][k] - r[3][k];
+                        float d[MAX_A], o[MAX_A];
+                        for (int i = 0; i < a; i++) d[i] = r[i][k];
+                        bt_step(m, d, o);
+                        for (int j = 0; j < a; j++) t[j][k + 1] = o[j];
                     }
-                    float *o = out + (size_t)ty * tx_n;
-                    for (int i = 0; i < 4; i++) { /* ... B */
-                        const float *ti = t[i];
-                        float *o0 = o + (4 * i + 0) * plane_stride, *o1 = o + (4 * i + 1) * plane_stride;
-                        float *o2 = o + (4 * i + 2) * plane_stride, *o3 = o + (4 * i + 3) * plane_stride;
+                    float *dst = out + (size_t)ty * tx_n;
+                    for (int j = 0; j < a; j++) { /* ... B */
+                        float *o0 = dst + (size_t)(a * j) * plane_stride;
                         for (int tx = 0; tx < tx_n; tx++) {
-                            o0[tx] = ti[2 * tx] - ti[2 * tx + 2];
-                            o1[tx] = ti[2 * tx + 1] + ti[2 * tx + 2];
-                            o2[tx] = ti[2 * tx + 2] - ti[2 * tx + 1];
-                            o3[tx] = ti[2 * tx + 1] - ti[2 * tx + 3];
+                            float o[MAX_A];
+                            bt_step(m, t[j] + m * tx, o);
+                            for (int l = 0; l < a; l++) o0[(size_t)l * plane_stride + tx] = o[l];
                         }
                     }
                 }
@@ -164,98 +290,119 @@ static void input_transform(const struct conv_shape *s, int c, const float *x, i
     }
 }
 
-/* y (c, n, ho, wo) samples [n0, n0 + nc) = (or +=) A^T m A for every tile of m
- * (16, c, P); outputs past an odd edge are dropped. A row of tiles at a time, as in
- * input_transform: A^T's step over the row's tiles, then A's straight into y. */
-static void output_transform(const struct conv_shape *s, int c, const float *m, int n0, int nc,
-                             float *y, bool accumulate)
+static void input_transform(const struct conv_shape *s, int c, const float *x, int n0, int nc,
+                            float *v)
 {
-    const int ho = s->ho, wo = s->wo, ty_n = tiles_y(s), tx_n = tiles_x(s);
+#define CALL(m) input_transform_m(s, c, x, n0, nc, v, m)
+    FOR_TILE(s, CALL);
+#undef CALL
+}
+
+/* y (c, n, ho, wo) samples [n0, n0 + nc) = (or +=) A^T p A for every tile of p
+ * (a^2, c, P); outputs past the map's edge are dropped. A row of tiles at a time, as
+ * in input_transform: A^T's step over the row's tiles, then again straight into y. */
+ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, const float *p, int n0,
+                                      int nc, float *y, bool accumulate, const int m)
+{
+    const int a = m + 2, ho = s->ho, wo = s->wo, ty_n = tiles_of(ho, m), tx_n = tiles_of(wo, m);
     const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
-#pragma omp parallel
     {
-        float t[8 * MAX_W];  /* per thread: A^T m's 8 rows of tx_n <= MAX_W floats */
-        const int full = wo / 2; /* tiles with both columns inside */
+        /* Per thread: A^T p's m x a rows of tx_n <= MAX_W / m + 1 floats; row (i, l)
+         * is output row i of the tiles at tile column l. */
+        float t[MAX_A * (MAX_W + 4)];
+        const int full = wo / m; /* tiles with all their columns inside */
 #pragma omp for collapse(2) schedule(static)
         for (int ch = 0; ch < c; ch++)
             for (int n = 0; n < nc; n++) {
                 float *plane = y + ((size_t)ch * s->n + n0 + n) * ho * wo;
-                const float *in = m + (size_t)ch * P + (size_t)n * tiles;
+                const float *in = p + (size_t)ch * P + (size_t)n * tiles;
                 for (int ty = 0; ty < ty_n; ty++) {
-                    const float *p = in + (size_t)ty * tx_n;
-                    for (int j = 0; j < 4; j++) { /* A^T m: rows j and 4 + j of t */
-                        const float *m0 = p + j * plane_stride, *m1 = p + (4 + j) * plane_stride;
-                        const float *m2 = p + (8 + j) * plane_stride, *m3 = p + (12 + j) * plane_stride;
-                        float *t0 = t + (size_t)j * tx_n, *t1 = t + (size_t)(4 + j) * tx_n;
+                    const float *row = in + (size_t)ty * tx_n;
+                    for (int l = 0; l < a; l++) { /* A^T p, tile column l */
+                        const float *pl = row + (size_t)l * plane_stride;
                         for (int tx = 0; tx < tx_n; tx++) {
-                            t0[tx] = m0[tx] + m1[tx] + m2[tx];
-                            t1[tx] = m1[tx] - m2[tx] - m3[tx];
+                            float d[MAX_A], o[MAX_A] = {0}; /* {0}: GCC cannot see at_step fill it */
+                            for (int j = 0; j < a; j++) d[j] = pl[(size_t)(a * j) * plane_stride + tx];
+                            at_step(m, d, o);
+                            for (int i = 0; i < m; i++) t[(size_t)(a * i + l) * tx_n + tx] = o[i];
                         }
                     }
-                    for (int i = 0; i < 2 && 2 * ty + i < ho; i++) { /* ... A, into the output row */
-                        const float *a0 = t + (size_t)(4 * i) * tx_n, *a1 = a0 + tx_n;
-                        const float *a2 = a1 + tx_n, *a3 = a2 + tx_n;
-                        float *dst = plane + (size_t)(2 * ty + i) * wo;
-                        if (accumulate) {
+                    for (int i = 0; i < m && m * ty + i < ho; i++) { /* ... A, into a row of y */
+                        const float *ti = t + (size_t)(a * i) * tx_n;
+                        float *dst = plane + (size_t)(m * ty + i) * wo;
+/* Column tx's m outputs of row i: A^T over the a values at tile column l of ti. */
+#define ROW_STEP(tx)                                                                \
+    float d[MAX_A], o[MAX_A] = {0};                                                 \
+    for (int l = 0; l < a; l++) d[l] = ti[(size_t)l * tx_n + (tx)];                 \
+    at_step(m, d, o)
+                        if (accumulate) /* two loops: a branch inside would not vectorize */
                             for (int tx = 0; tx < full; tx++) {
-                                dst[2 * tx] += a0[tx] + a1[tx] + a2[tx];
-                                dst[2 * tx + 1] += a1[tx] - a2[tx] - a3[tx];
+                                ROW_STEP(tx);
+                                for (int q = 0; q < m; q++) dst[m * tx + q] += o[q];
                             }
-                            if (wo % 2) dst[wo - 1] += a0[full] + a1[full] + a2[full];
-                        } else {
+                        else
                             for (int tx = 0; tx < full; tx++) {
-                                dst[2 * tx] = a0[tx] + a1[tx] + a2[tx];
-                                dst[2 * tx + 1] = a1[tx] - a2[tx] - a3[tx];
+                                ROW_STEP(tx);
+                                for (int q = 0; q < m; q++) dst[m * tx + q] = o[q];
                             }
-                            if (wo % 2) dst[wo - 1] = a0[full] + a1[full] + a2[full];
+                        if (full < tx_n) { /* the last tile, cut by the edge */
+                            ROW_STEP(full);
+                            for (int q = 0; q < m && m * full + q < wo; q++)
+                                dst[m * full + q] = (accumulate ? dst[m * full + q] : 0.0f) + o[q];
                         }
+#undef ROW_STEP
                     }
                 }
             }
     }
 }
 
-/* z (16, c, P) = A e A^T for every 2x2 tile e of dy (c, n, ho, wo), samples
- * [n0, n0 + nc); outputs past an odd edge count as zero. A row of tiles at a time,
- * as in input_transform. */
-static void gradient_transform(const struct conv_shape *s, int c, const float *dy, int n0, int nc,
-                               float *z)
+static void output_transform(const struct conv_shape *s, int c, const float *p, int n0, int nc,
+                             float *y, bool accumulate)
 {
-    const int ho = s->ho, wo = s->wo, ty_n = tiles_y(s), tx_n = tiles_x(s);
+#define CALL(m) output_transform_m(s, c, p, n0, nc, y, accumulate, m)
+    FOR_TILE(s, CALL);
+#undef CALL
+}
+
+/* z (a^2, c, P) = A e A^T for every m x m tile e of dy (c, n, ho, wo), samples
+ * [n0, n0 + nc); outputs past the map's edge count as zero. A row of tiles at a
+ * time, as in input_transform. */
+ALWAYS_INLINE void gradient_transform_m(const struct conv_shape *s, int c, const float *dy, int n0,
+                                        int nc, float *z, const int m)
+{
+    const int a = m + 2, ho = s->ho, wo = s->wo, ty_n = tiles_of(ho, m), tx_n = tiles_of(wo, m);
     const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
-    const int wp = 2 * tx_n; /* a row of dy with its odd edge padded by a zero */
-#pragma omp parallel
     {
-        /* Per thread: the tile row's 2 rows of dy (an odd row's padding column stays
-         * zero), then A e's 4 rows; wp <= MAX_W + 1. */
-        float e[2][MAX_W + 2], r[4][MAX_W + 2];
-        memset(e, 0, sizeof e);
+        /* Per thread: a row of zeros, then A e's rows, padded with zeros to whole
+         * tiles (m tx_n <= MAX_W + 3 columns; the padding is never written). */
+        float zero[MAX_W + 4], r[MAX_A][MAX_W + 4];
+        memset(zero, 0, sizeof zero);
+        memset(r, 0, sizeof r);
 #pragma omp for collapse(2) schedule(static)
         for (int ch = 0; ch < c; ch++)
             for (int n = 0; n < nc; n++) {
                 const float *plane = dy + ((size_t)ch * s->n + n0 + n) * ho * wo;
                 float *out = z + (size_t)ch * P + (size_t)n * tiles;
                 for (int ty = 0; ty < ty_n; ty++) {
-                    for (int i = 0; i < 2; i++) {
-                        const int iy = 2 * ty + i;
-                        for (int k = 0; k < wo; k++) e[i][k] = iy < ho ? plane[(size_t)iy * wo + k] : 0.0f;
+                    const float *e[MAX_A];
+                    for (int i = 0; i < m; i++) {
+                        const int iy = m * ty + i;
+                        e[i] = iy < ho ? plane + (size_t)iy * wo : zero;
                     }
-                    for (int k = 0; k < wp; k++) { /* A e */
-                        r[0][k] = e[0][k];
-                        r[1][k] = e[0][k] + e[1][k];
-                        r[2][k] = e[0][k] - e[1][k];
-                        r[3][k] = -e[1][k];
+                    for (int k = 0; k < wo; k++) { /* A e */
+                        float d[MAX_A], o[MAX_A];
+                        for (int i = 0; i < m; i++) d[i] = e[i][k];
+                        a_step(m, d, o);
+                        for (int l = 0; l < a; l++) r[l][k] = o[l];
                     }
-                    float *o = out + (size_t)ty * tx_n;
-                    for (int i = 0; i < 4; i++) { /* ... A^T */
-                        const float *ri = r[i];
-                        float *o0 = o + (4 * i + 0) * plane_stride, *o1 = o + (4 * i + 1) * plane_stride;
-                        float *o2 = o + (4 * i + 2) * plane_stride, *o3 = o + (4 * i + 3) * plane_stride;
+                    float *dst = out + (size_t)ty * tx_n;
+                    for (int l = 0; l < a; l++) { /* ... A^T */
+                        float *o0 = dst + (size_t)(a * l) * plane_stride;
                         for (int tx = 0; tx < tx_n; tx++) {
-                            o0[tx] = ri[2 * tx];
-                            o1[tx] = ri[2 * tx] + ri[2 * tx + 1];
-                            o2[tx] = ri[2 * tx] - ri[2 * tx + 1];
-                            o3[tx] = -ri[2 * tx + 1];
+                            float o[MAX_A];
+                            a_step(m, r[l] + m * tx, o);
+                            for (int k = 0; k < a; k++) o0[(size_t)k * plane_stride + tx] = o[k];
                         }
                     }
                 }
@@ -263,8 +410,16 @@ static void gradient_transform(const struct conv_shape *s, int c, const float *d
     }
 }
 
+static void gradient_transform(const struct conv_shape *s, int c, const float *dy, int n0, int nc,
+                               float *z)
+{
+#define CALL(m) gradient_transform_m(s, c, dy, n0, nc, z, m)
+    FOR_TILE(s, CALL);
+#undef CALL
+}
+
 /* ---- the three passes --------------------------------------------------------
- * Each runs its 16 GEMMs, one per tile position, on the threads in turn: they are
+ * Each runs its 36 GEMMs, one per tile position, on the threads in turn: they are
  * independent, and OpenBLAS runs single-threaded inside a parallel region. The
  * filter gradient's GEMMs (a cout x cin output from K = P) ran 1.8x faster so than
  * split inside OpenBLAS (128 x 128 from K = 2304: 98 -> 176 GFLOP/s, 2 threads). */
@@ -278,10 +433,11 @@ void winograd_forward(const struct conv_shape *s, const float *u, const float *x
                       float *y, float *work)
 {
     const size_t P = chunk_tiles(s, nc);
-    float *v = work, *m = work + 16 * (size_t)s->cin * P;
+    const int npos = positions(s);
+    float *v = work, *m = work + npos * (size_t)s->cin * P;
     input_transform(s, s->cin, x, n0, nc, v);
 #pragma omp parallel for schedule(static)
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < npos; xi++)
         gemm(false, false, s->cout, (int)P, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
              v + (size_t)xi * s->cin * P, (int)P, 0.0f, m + (size_t)xi * s->cout * P, (int)P);
     output_transform(s, s->cout, m, n0, nc, y, false);
@@ -293,13 +449,14 @@ void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, 
     /* The forward pass of a conv from cout to cin channels on dy. Same tiles: the map
      * keeps its size (stride 1, pad 1). */
     const size_t P = chunk_tiles(s, nc);
-    float *v = work, *m = work + 16 * (size_t)s->cout * P;
+    const int npos = positions(s);
+    float *v = work, *m = work + npos * (size_t)s->cout * P;
     struct conv_shape t = *s;
     t.cin = s->cout;
     t.cout = s->cin;
     input_transform(&t, t.cin, dy, n0, nc, v);
 #pragma omp parallel for schedule(static)
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < npos; xi++)
         gemm(false, false, t.cout, (int)P, t.cin, 1.0f, u_flipped + (size_t)xi * t.cout * t.cin,
              t.cin, v + (size_t)xi * t.cin * P, (int)P, 0.0f, m + (size_t)xi * t.cout * P, (int)P);
     output_transform(&t, t.cout, m, n0, nc, dx, accumulate);
@@ -309,11 +466,12 @@ void winograd_backward_filter(const struct conv_shape *s, const float *x, const 
                               int nc, float beta, float *du, float *work)
 {
     const size_t P = chunk_tiles(s, nc);
-    float *v = work, *z = work + 16 * (size_t)s->cin * P;
+    const int npos = positions(s);
+    float *v = work, *z = work + npos * (size_t)s->cin * P;
     input_transform(s, s->cin, x, n0, nc, v);
     gradient_transform(s, s->cout, dy, n0, nc, z);
 #pragma omp parallel for schedule(static)
-    for (int xi = 0; xi < 16; xi++)
+    for (int xi = 0; xi < npos; xi++)
         gemm(false, true, s->cout, s->cin, (int)P, 1.0f, z + (size_t)xi * s->cout * P, (int)P,
              v + (size_t)xi * s->cin * P, (int)P, beta, du + (size_t)xi * s->cout * s->cin, s->cin);
 }
