@@ -140,31 +140,56 @@ static inline void a_step(int m, const float *e, float *o)
     } while (0)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* ---- filter transforms (G as a table, folded into constants when inlined) ---- */
+/* ---- filter transforms ------------------------------------------------------ */
 
-static const float G2[4][3] = {{1.0f, 0.0f, 0.0f}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f},
-                               {0.0f, 0.0f, 1.0f}};
-static const float G4[6][3] = {{0.25f, 0.0f, 0.0f},
-                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
-                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
-                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
-                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
-                               {0.0f, 0.0f, 1.0f}};
+/* o[0..m+1] = G g for g[0..2]. */
+static inline void g_step(int m, const float *g, float *o)
+{
+    if (m == 2) {
+        o[0] = g[0];
+        o[1] = 0.5f * (g[0] + g[1] + g[2]);
+        o[2] = 0.5f * (g[0] - g[1] + g[2]);
+        o[3] = g[2];
+        return;
+    }
+    o[0] = 0.25f * g[0];
+    o[1] = -(g[0] + g[1] + g[2]) / 6.0f;
+    o[2] = -(g[0] - g[1] + g[2]) / 6.0f;
+    o[3] = g[0] / 24.0f + g[1] / 12.0f + g[2] / 6.0f;
+    o[4] = g[0] / 24.0f - g[1] / 12.0f + g[2] / 6.0f;
+    o[5] = g[2];
+}
+
+/* o[0..2] = G^T v for v[0..m+1] (the transpose of g_step). */
+static inline void gt_step(int m, const float *v, float *o)
+{
+    if (m == 2) {
+        o[0] = v[0] + 0.5f * (v[1] + v[2]);
+        o[1] = 0.5f * (v[1] - v[2]);
+        o[2] = 0.5f * (v[1] + v[2]) + v[3];
+        return;
+    }
+    o[0] = 0.25f * v[0] - (v[1] + v[2]) / 6.0f + (v[3] + v[4]) / 24.0f;
+    o[1] = (v[2] - v[1]) / 6.0f + (v[3] - v[4]) / 12.0f;
+    o[2] = (v[3] + v[4] - v[1] - v[2]) / 6.0f + v[5];
+}
 
 /* u (a x a, at stride `stride` between positions) = G g G^T, a = m + 2; g's taps
- * are gs apart, in reverse order when flip (the input gradient's filter). */
-ALWAYS_INLINE void filter_tile(const float *g, size_t gs, bool flip, float *u, size_t stride,
-                               const int m)
+ * in reverse order when flip (the input gradient's filter). */
+ALWAYS_INLINE void filter_tile(const float *g, bool flip, float *u, size_t stride, const int m)
 {
-    const float(*G)[3] = m == 4 ? G4 : G2;
     const int a = m + 2;
-    float f[9], t[MAX_A][3];
-    for (int k = 0; k < 9; k++) f[k] = g[(size_t)(flip ? 8 - k : k) * gs];
-    for (int j = 0; j < a; j++)
-        for (int c = 0; c < 3; c++) t[j][c] = G[j][0] * f[c] + G[j][1] * f[3 + c] + G[j][2] * f[6 + c];
-    for (int j = 0; j < a; j++)
-        for (int l = 0; l < a; l++)
-            u[(size_t)(a * j + l) * stride] = t[j][0] * G[l][0] + t[j][1] * G[l][1] + t[j][2] * G[l][2];
+    float f[9], t[MAX_A][3], col[3], o[MAX_A];
+    for (int k = 0; k < 9; k++) f[k] = g[flip ? 8 - k : k];
+    for (int c = 0; c < 3; c++) { /* G g, a column at a time */
+        for (int i = 0; i < 3; i++) col[i] = f[3 * i + c];
+        g_step(m, col, o);
+        for (int j = 0; j < a; j++) t[j][c] = o[j];
+    }
+    for (int j = 0; j < a; j++) { /* ... G^T */
+        g_step(m, t[j], o);
+        for (int l = 0; l < a; l++) u[(size_t)(a * j + l) * stride] = o[l];
+    }
 }
 
 ALWAYS_INLINE void transform_filters(const struct conv_shape *s, const float *w, float *u,
@@ -172,7 +197,7 @@ ALWAYS_INLINE void transform_filters(const struct conv_shape *s, const float *w,
 {
     const size_t pairs = (size_t)s->cout * s->cin;
 #pragma omp for simd schedule(static)
-    for (size_t r = 0; r < pairs; r++) filter_tile(w + 9 * r, 1, false, u + r, pairs, m);
+    for (size_t r = 0; r < pairs; r++) filter_tile(w + 9 * r, false, u + r, pairs, m);
 }
 
 void winograd_transform_filter(const struct conv_shape *s, const float *w, float *u)
@@ -191,8 +216,8 @@ ALWAYS_INLINE void transform_filters_flipped(const struct conv_shape *s, const f
     for (int ci = 0; ci < s->cin; ci++)
 #pragma omp simd
         for (int co = 0; co < s->cout; co++)
-            filter_tile(w + 9 * ((size_t)co * s->cin + ci), 1, true, u + (size_t)ci * s->cout + co,
-                        pairs, m);
+            filter_tile(w + 9 * ((size_t)co * s->cin + ci), true, u + (size_t)ci * s->cout + co, pairs,
+                        m);
 }
 
 void winograd_transform_filter_flipped(const struct conv_shape *s, const float *w, float *u)
@@ -206,27 +231,21 @@ void winograd_transform_filter_flipped(const struct conv_shape *s, const float *
 ALWAYS_INLINE void filter_gradients(const struct conv_shape *s, const float *du, float *dw,
                                     const int m)
 {
-    const float(*G)[3] = m == 4 ? G4 : G2;
     const int a = m + 2;
     const size_t pairs = (size_t)s->cout * s->cin;
 #pragma omp for simd schedule(static)
     for (size_t r = 0; r < pairs; r++) {
-        float d[MAX_A][MAX_A], t[3][MAX_A];
-        for (int j = 0; j < a; j++)
-            for (int l = 0; l < a; l++) d[j][l] = du[(size_t)(a * j + l) * pairs + r];
-        for (int i = 0; i < 3; i++) /* G^T du */
-            for (int l = 0; l < a; l++) {
-                float acc = 0.0f;
-                for (int j = 0; j < a; j++) acc += G[j][i] * d[j][l];
-                t[i][l] = acc;
-            }
+        float t[3][MAX_A], v[MAX_A], o[3];
+        for (int l = 0; l < a; l++) { /* G^T du, a column at a time */
+            for (int j = 0; j < a; j++) v[j] = du[(size_t)(a * j + l) * pairs + r];
+            gt_step(m, v, o);
+            for (int i = 0; i < 3; i++) t[i][l] = o[i];
+        }
         float *g = dw + 9 * r;
-        for (int i = 0; i < 3; i++) /* ... G */
-            for (int k = 0; k < 3; k++) {
-                float acc = 0.0f;
-                for (int l = 0; l < a; l++) acc += t[i][l] * G[l][k];
-                g[3 * i + k] = acc;
-            }
+        for (int i = 0; i < 3; i++) { /* ... G */
+            gt_step(m, t[i], o);
+            for (int k = 0; k < 3; k++) g[3 * i + k] = o[k];
+        }
     }
 }
 
