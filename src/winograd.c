@@ -59,6 +59,10 @@ bool winograd_pays(const struct conv_shape *s)
     /* On maps of up to 16 positions tinymap was measured faster (28x28's 4x4 and 2x2
      * maps: 1.4x and 2.3x); on 6x6 ones (96x96's third stage) it was 1.2x slower. */
     if (s->tiny && s->ho * s->wo <= 16) return false;
+    /* Nor with 4x4 tiles: a tiny map has one to four of them per sample, narrow GEMMs
+     * (28x28's 7x7 maps: 2x slower than tinymap with one thread per rank, and no
+     * faster with two). */
+    if (s->tiny && tile_m(s) == 4) return false;
     /* Multiplications against im2col's: (m + 2)^2 per tile against 9 per output. */
     double ratio = (double)positions(s) * tiles_y(s) * tiles_x(s) / (9.0 * s->ho * s->wo);
     return ratio <= 0.5;
