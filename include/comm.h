@@ -40,12 +40,18 @@ struct reducer comm_world_reducer(double *seconds);
  * gradients. With overlap off, finish does one blocking MPI_Allreduce instead. */
 struct grad_sync;
 
-struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap);
+struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap,
+                                   int float_wire);
 void grad_sync_begin_step(struct grad_sync *gs);
 void grad_sync_ready(void *gs, size_t ready_floats); /* matches grad_ready_hook */
 /* Returns seconds spent waiting. */
 double grad_sync_finish(struct grad_sync *gs);
 int grad_sync_buckets(const struct grad_sync *gs);
+/* With float_wire (and more than one rank) the buckets travel and are summed as floats,
+ * like PyTorch DDP's: half the bytes. The sums are then these n floats (valid after
+ * grad_sync_finish) and grads keeps this rank's own gradients; otherwise NULL and
+ * the sums are in grads. */
+const float *grad_sync_floats(const struct grad_sync *gs);
 void grad_sync_free(struct grad_sync *gs);
 
 double comm_wtime(void);

@@ -24,6 +24,9 @@ void sgd_init(struct sgd *opt, const struct config *cfg);
 /* One update of n floats. */
 void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const double *grads,
               float *momentum_buf);
+/* The same from float gradients (grad_sync_floats). */
+void sgd_step_float(const struct sgd *opt, float lr, size_t n, float *params, const float *grads,
+                    float *momentum_buf);
 
 /* Learning rate at optimizer step `step` (0-based) with `steps_per_epoch` steps an
  * epoch: warm-up linearly over warmup_epochs, then constant, step decay every

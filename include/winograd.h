@@ -10,7 +10,8 @@
  * and an output tile is A^T M A. Per channel pair that is 36 multiplications for
  * 4x4 outputs (m = 4: 4 times fewer than im2col's 144) or 16 for 2x2 (2.25 times
  * fewer). m = 4 is taken wherever it needs fewer multiplications than m = 2 (tiles
- * sticking out of the map count whole); its larger transform constants cost
+ * sticking out of the map count whole; winograd_pays keeps it off tiny maps); its
+ * larger transform constants cost
  * accuracy, still within test_conv's 1e-4. The input gradient is the same
  * computation with the filter flipped and its channels swapped; the weight gradient
  * is G^T (sum over tiles of (A dy A^T) * V) G, a^2 GEMMs with the tiles as the inner
@@ -35,8 +36,9 @@ bool winograd_applies(const struct conv_shape *s);
 /* True where it applies and was measured faster than im2col + GEMM and than tinymap
  * (2 cores, batch 256, 96x96 and 28x28): at least 64 input channels (ResNet-18's
  * first stage at 96x96: 8 alternating runs, median 66.7 -> 73.4 img/s), maps whose
- * tiles waste little (at most half im2col's multiplications) and more than 16
- * positions where tinymap applies. */
+ * tiles waste little (at most half im2col's multiplications) and, where tinymap
+ * applies, more than 16 positions and 2x2 tiles (4x4 ones were 2x slower than
+ * tinymap on 28x28's 7x7 maps with one thread). */
 bool winograd_pays(const struct conv_shape *s);
 
 /* Floats of chunk workspace per sample (transformed inputs and products). */

@@ -12,22 +12,38 @@ void sgd_init(struct sgd *opt, const struct config *cfg)
     opt->nesterov = cfg->nesterov;
 }
 
-void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const double *grads,
-              float *momentum_buf)
+/* The update with gradients from gd (double) or else gf (float): one loop for both,
+ * compiled for each (the choice is a constant after inlining). */
+static inline __attribute__((always_inline)) void step(const struct sgd *opt, float lr, size_t n,
+                                                       float *params, const double *gd,
+                                                       const float *gf, float *momentum_buf)
 {
     const float wd = (float)opt->weight_decay, mu = (float)opt->momentum;
     if (mu == 0.0f) {
 #pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < n; i++) params[i] -= lr * ((float)grads[i] + wd * params[i]);
+        for (size_t i = 0; i < n; i++)
+            params[i] -= lr * ((gd ? (float)gd[i] : gf[i]) + wd * params[i]);
         return;
     }
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float g = (float)grads[i] + wd * params[i];
+        float g = (gd ? (float)gd[i] : gf[i]) + wd * params[i];
         float buf = mu * momentum_buf[i] + g;
         momentum_buf[i] = buf;
         params[i] -= lr * (opt->nesterov ? g + mu * buf : buf);
     }
+}
+
+void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const double *grads,
+              float *momentum_buf)
+{
+    step(opt, lr, n, params, grads, NULL, momentum_buf);
+}
+
+void sgd_step_float(const struct sgd *opt, float lr, size_t n, float *params, const float *grads,
+                    float *momentum_buf)
+{
+    step(opt, lr, n, params, NULL, grads, momentum_buf);
 }
 
 double lr_at_step(const struct config *cfg, int64_t step, int64_t steps_per_epoch)

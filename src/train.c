@@ -99,8 +99,11 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
     sgd_init(&t->opt, cfg);
     t->bn_reducer = cfg->sync_bn ? comm_world_reducer(&t->bn_sync_seconds)
                                  : (struct reducer){NULL, NULL};
+    /* Floats on the wire, as in PyTorch DDP, except with micro-shards: their promise
+     * of bit-identical results on any number of ranks needs sums that do not depend
+     * on the order in which the ranks' gradients are added (doubles, DESIGN.md). */
     t->grad_sync = grad_sync_create(t->model.grads, t->model.param_floats, cfg->bucket_mb,
-                                    cfg->overlap);
+                                    cfg->overlap, cfg->shard_size == 0);
     resnet_profile_enable(&t->model, cfg->profile);
 }
 
@@ -153,7 +156,11 @@ double trainer_step(struct trainer *t)
     double wait = grad_sync_finish(t->grad_sync);
     double t4 = timer_now();
     float lr = (float)lr_at_step(t->cfg, t->global_step, t->steps_per_epoch);
-    sgd_step(&t->opt, lr, m->param_floats, m->weights, m->grads, m->momentum);
+    const float *summed = grad_sync_floats(t->grad_sync);
+    if (summed)
+        sgd_step_float(&t->opt, lr, m->param_floats, m->weights, summed, m->momentum);
+    else
+        sgd_step(&t->opt, lr, m->param_floats, m->weights, m->grads, m->momentum);
     double t5 = timer_now();
 
     t->timers.data += t1 - t0;
