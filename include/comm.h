@@ -37,7 +37,9 @@ struct reducer comm_world_reducer(double *seconds);
  * the order backward finishes them); every bucket wholly inside it is started at
  * once with MPI_Iallreduce and progressed at later reports. grad_sync_finish starts
  * what is left and waits, so after it every rank holds the SUM of all ranks'
- * gradients. With overlap off, finish does one blocking MPI_Allreduce instead. */
+ * gradients (in grads, or in grad_sync_floats). With overlap off, finish does one blocking MPI_Allreduce per bucket
+ * instead. bucket_mb counts the buckets' double gradients (on a float wire, below,
+ * they travel as half that). */
 struct grad_sync;
 
 struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap,

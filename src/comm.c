@@ -89,7 +89,7 @@ void comm_init(int *argc, char ***argv, struct comm_info *info)
     int provided = 0;
     /* Open MPI's non-blocking allreduce (libnbc) takes a binomial tree (reduce to one
      * rank, then broadcast) for every in-place call on fewer than 4 ranks: the
-     * gradient buckets of ResNet-18 took 80 ms on 2 ranks of one machine against 21
+     * gradient buckets of ResNet-18 took 84 ms on 2 ranks of one machine against 21.6
      * ms with Rabenseifner's reduce-scatter + allgather (3), which it falls back from
      * to a ring when a bucket is too short. A user's own setting wins; other MPIs
      * ignore the variable. */

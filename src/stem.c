@@ -25,6 +25,13 @@ int stem_chunk_samples(const struct conv_shape *conv)
     return nc > (size_t)conv->n ? conv->n : (int)nc;
 }
 
+/* Threads for a pass: as many as have buffers, at most as many as OpenMP would use. */
+static int team(const struct stem *st)
+{
+    const int t = omp_get_max_threads();
+    return t < st->threads ? t : st->threads;
+}
+
 /* Samples per shard for a batch of n (the whole batch when there are no shards). */
 static int shard_len(const struct stem *st, int n)
 {
@@ -232,7 +239,7 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
     CHECK(n <= st->conv.n, "stem batch %d above the planned %d", n, st->conv.n);
     if (train) {
         /* Pass 1: each chunk's BN statistics. */
-#pragma omp parallel num_threads(st->threads)
+#pragma omp parallel num_threads(team(st))
         {
             const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic)
@@ -266,7 +273,7 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
     /* Pass 2: BN, ReLU (in place) and the max-pool of each chunk. */
     const struct maxpool_shape *ps = &st->pool;
     const size_t out_plane = (size_t)ps->ho * ps->wo;
-#pragma omp parallel num_threads(st->threads)
+#pragma omp parallel num_threads(team(st))
     {
         const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic)
@@ -301,7 +308,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
 
     /* Pass 1: BN's gradient sums. A pooled gradient reaches the BN output only at its
      * window's maximum, and only if that passed the ReLU. */
-#pragma omp parallel num_threads(st->threads)
+#pragma omp parallel num_threads(team(st))
     {
         const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic)
@@ -349,7 +356,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
     /* Pass 2: the dense gradient of each chunk's convolution output, then the chunk's
      * weight and bias gradients. */
     const size_t per_chunk = grads_per_chunk(st), nw = per_chunk - (size_t)c;
-#pragma omp parallel num_threads(st->threads)
+#pragma omp parallel num_threads(team(st))
     {
         const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic)
