@@ -71,10 +71,10 @@ struct stem_params {
  * thread (a core's L2), at least one sample, at most the planned batch. */
 int stem_chunk_samples(const struct conv_shape *conv);
 
-/* Sets the shapes, chunk, threads, shard and max_chunks of st (not its buffers) and
- * returns the per-thread buffer sizes. */
-struct stem_sizes stem_plan(struct stem *st, const struct conv_shape *conv,
-                            const struct maxpool_shape *pool, int chunk, int threads, int shard);
+/* Sets everything in st but its buffers: shapes, chunk, threads, shard, max_chunks
+ * and per_thread (the caller allocates the buffers by those). */
+void stem_plan(struct stem *st, const struct conv_shape *conv, const struct maxpool_shape *pool,
+               int chunk, int threads, int shard);
 
 /* pooled (cout, n, ho, wo) = maxpool(relu(bn(conv(input)))) for input (1, n, h, w).
  * train: batch statistics (summed through red; work: 2 * cout + 1 doubles) and

@@ -69,8 +69,8 @@ static void chunk_at(const struct stem *st, int n, int i, int *n0, int *nc)
     *nc = len - j * st->chunk < st->chunk ? len - j * st->chunk : st->chunk;
 }
 
-struct stem_sizes stem_plan(struct stem *st, const struct conv_shape *conv,
-                            const struct maxpool_shape *pool, int chunk, int threads, int shard)
+void stem_plan(struct stem *st, const struct conv_shape *conv, const struct maxpool_shape *pool,
+               int chunk, int threads, int shard)
 {
     CHECK(conv->cin == 1, "the fused stem needs one input channel");
     CHECK(pool->k == 3 && pool->stride == 2 && pool->pad == 1 && pool->wo <= STEM_POOL_MAX_W,
@@ -89,7 +89,6 @@ struct stem_sizes stem_plan(struct stem *st, const struct conv_shape *conv,
         .col = conv2d_col_floats(conv) * (size_t)chunk,
         .wtap = conv2d_tap_weight_floats(conv),
         .dw = (size_t)conv->cout * conv->k * conv->k};
-    return st->per_thread;
 }
 
 static size_t grads_per_chunk(const struct stem *st)

@@ -6,7 +6,7 @@
  * and backward, the loss, the pooled stem output, every parameter gradient and the
  * running statistics must agree to rounding (the sums are taken in another order),
  * and so must an evaluation forward. Chunks of 1, 2, 3 samples and the default, with
- * and without micro-shards of 2 (the chunk then holds whole shards). */
+ * and without micro-shards of 2 (chunks then end at shard boundaries). */
 #include "resnet.h"
 #include "rng.h"
 #include "testutil.h"
