@@ -105,15 +105,17 @@ static struct conv_workspace thread_workspace(const struct stem *st, int t)
                                    .wtap = st->wtap + (size_t)t * z.wtap};
 }
 
-/* The convolution of samples [n0, n0 + nc) into thread t's buffer a, returned. */
+/* The convolution of chunk i of a batch of n, samples [*n0, *n0 + *nc), into thread
+ * t's buffer a, returned. */
 static float *convolve_chunk(const struct stem *st, const struct stem_params *p, const float *input,
-                             int n0, int nc, int t)
+                             int n, int i, int t, int *n0, int *nc)
 {
+    chunk_at(st, n, i, n0, nc);
     struct conv_shape cs = st->conv;
-    cs.n = nc;
+    cs.n = *nc;
     const struct conv_workspace ws = thread_workspace(st, t);
     float *a = st->a + (size_t)t * st->per_thread.out;
-    conv2d_forward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, p->b, a, &ws);
+    conv2d_forward(&cs, input + (size_t)*n0 * cs.h * cs.w, p->w, p->b, a, &ws);
     return a;
 }
 
@@ -230,6 +232,14 @@ static void window_offsets(int w, int off[9])
     for (int k = 0; k < 9; k++) off[k] = (k / 3 - 1) * w + k % 3 - 1;
 }
 
+/* Where in its conv-output plane pooled output (oy, ox) took its maximum, from its
+ * window position k (st->argmax) and window_offsets. */
+static inline int max_position(const struct maxpool_shape *ps, const int off[9], int oy, int ox,
+                               uint8_t k)
+{
+    return 2 * oy * ps->w + 2 * ox + off[k];
+}
+
 void stem_forward(const struct stem *st, const struct stem_params *p, int n, const float *input,
                   bool train, float *pooled, const struct reducer *red, double *work)
 {
@@ -244,8 +254,7 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
 #pragma omp for schedule(dynamic)
             for (int i = 0; i < nchunks; i++) {
                 int n0, nc;
-                chunk_at(st, n, i, &n0, &nc);
-                const float *a = convolve_chunk(st, p, input, n0, nc, t);
+                const float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
                 double *sum = st->sums + (size_t)i * 2 * c, *sumsq = sum + c;
                 for (int ch = 0; ch < 2 * c; ch++) sum[ch] = 0.0;
                 batchnorm_accumulate(c, (size_t)nc * conv_plane, a, sum, sumsq);
@@ -278,8 +287,7 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
 #pragma omp for schedule(dynamic)
         for (int i = 0; i < nchunks; i++) {
             int n0, nc;
-            chunk_at(st, n, i, &n0, &nc);
-            float *a = convolve_chunk(st, p, input, n0, nc, t);
+            float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
             for (int ch = 0; ch < c; ch++) {
                 const float sc = scale[ch], sh = shift[ch];
                 float *hp = a + (size_t)ch * nc * conv_plane;
@@ -313,8 +321,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
 #pragma omp for schedule(dynamic)
         for (int i = 0; i < nchunks; i++) {
             int n0, nc;
-            chunk_at(st, n, i, &n0, &nc);
-            const float *a = convolve_chunk(st, p, input, n0, nc, t);
+            const float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
             double *s_out = st->sums + (size_t)i * 2 * c;
             for (int ch = 0; ch < c; ch++) {
                 float scale, shift;
@@ -329,7 +336,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
                     for (int oy = 0; oy < ps->ho; oy++)
                         for (int ox = 0; ox < ps->wo; ox++) {
                             const int o = oy * ps->wo + ox;
-                            const float v = ap[2 * oy * ps->w + 2 * ox + off[mp[o]]];
+                            const float v = ap[max_position(ps, off, oy, ox, mp[o])];
                             if (!(bn_relu(v, scale, shift) > 0.0f)) continue;
                             const double g = gp[o];
                             s += g;
@@ -361,8 +368,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
 #pragma omp for schedule(dynamic)
         for (int i = 0; i < nchunks; i++) {
             int n0, nc;
-            chunk_at(st, n, i, &n0, &nc);
-            const float *a = convolve_chunk(st, p, input, n0, nc, t);
+            const float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
             float *d = st->d + (size_t)t * st->per_thread.out;
             for (int ch = 0; ch < c; ch++) {
                 float scale, shift;
@@ -381,7 +387,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
                     for (int oy = 0; oy < ps->ho; oy++)
                         for (int ox = 0; ox < ps->wo; ox++) {
                             const int o = oy * ps->wo + ox;
-                            const int pos = 2 * oy * ps->w + 2 * ox + off[mp[o]];
+                            const int pos = max_position(ps, off, oy, ox, mp[o]);
                             if (bn_relu(ap[pos], scale, shift) > 0.0f) dp[pos] += gp[o];
                         }
 #pragma omp simd
