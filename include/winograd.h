@@ -1,5 +1,5 @@
 /* winograd: 3x3 stride-1 pad-1 convolutions by Winograd's minimal filtering
- * F(m x m, 3x3) with m = 4 or 2 (Lavin & Gray 2016), forward, input gradient and
+ * F(m x m, 3x3) with m = 2, 3 or 4 (Lavin & Gray 2016), forward, input gradient and
  * weight gradient.
  *
  * The output is cut into m x m tiles, each read from an a x a input tile, a = m + 2.
@@ -8,11 +8,12 @@
  * channels:
  *   M[xi] (cout, tiles) = U[xi] (cout, cin) . V[xi] (cin, tiles)
  * and an output tile is A^T M A. Per channel pair that is 36 multiplications for
- * 4x4 outputs (m = 4: 4 times fewer than im2col's 144) or 16 for 2x2 (2.25 times
- * fewer). m = 4 is taken wherever it needs fewer multiplications than m = 2 (tiles
- * sticking out of the map count whole; winograd_pays keeps it off tiny maps); its
- * larger transform constants cost
- * accuracy, still within test_conv's 1e-4. The input gradient is the same
+ * 4x4 outputs (m = 4: 4 times fewer than im2col's 144), 25 for 3x3 (3.24 times
+ * fewer) or 16 for 2x2 (2.25 times fewer). Each map takes the m that multiplies
+ * least (tiles sticking out of the map count whole; winograd_pays keeps 4x4 tiles
+ * off tiny maps): 4 on 96x96's 24x24 and 12x12 maps, 3 on its 6x6 and 3x3 ones. The
+ * larger transform constants of m = 3 and 4 cost accuracy, still within test_conv's
+ * 1e-4. The input gradient is the same
  * computation with the filter flipped and its channels swapped; the weight gradient
  * is G^T (sum over tiles of (A dy A^T) * V) G, a^2 GEMMs with the tiles as the inner
  * dimension. Tiles that stick out of the map read zeros and their extra outputs are
@@ -37,8 +38,8 @@ bool winograd_applies(const struct conv_shape *s);
  * (2 cores, batch 256, 96x96 and 28x28): at least 64 input channels (ResNet-18's
  * first stage at 96x96: 8 alternating runs, median 66.7 -> 73.4 img/s), maps whose
  * tiles waste little (at most half im2col's multiplications) and, where tinymap
- * applies, more than 16 positions and 2x2 tiles (4x4 ones were 2x slower than
- * tinymap on 28x28's 7x7 maps with one thread). */
+ * applies, not 4x4 tiles (2x slower than tinymap on 28x28's 7x7 maps with one
+ * thread) and not maps of at most 16 positions unless they take 3x3 tiles. */
 bool winograd_pays(const struct conv_shape *s);
 
 /* Floats of chunk workspace per sample (transformed inputs and products). */

@@ -1,4 +1,4 @@
-/* winograd: F(2x2, 3x3) and F(4x4, 3x3) convolutions; see winograd.h.
+/* winograd: F(2x2, 3x3), F(3x3, 3x3) and F(4x4, 3x3) convolutions; see winograd.h.
  *
  * Transform matrices (Lavin & Gray 2016), for m x m output tiles read from
  * (m + 2) x (m + 2) input tiles:
@@ -6,6 +6,11 @@
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]     input tile d (4x4): B^T d B
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]  filter g (3x3):     G g G^T
  *   A^T = [1 1 1 0; 0 1 -1 -1]                       product m (4x4):    A^T m A
+ *   F(3x3, 3x3) (points 0, 1, -1, 2, infinity; B^T's rows scaled to integers,
+ *   G's rows by the inverse):
+ *   B^T = [2 -1 -2 1 0;  0 2 1 -1 0;  0 -2 3 -1 0;  0 -1 0 1 0;  0 2 -1 -2 1]
+ *   G   = [1/2 0 0; 1/2 1/2 1/2; 1/6 -1/6 1/6; 1/6 1/3 2/3; 0 0 1]
+ *   A^T = [1 1 1 1 0;  0 1 -1 2 0;  0 1 1 4 1]
  *   F(4x4, 3x3) (interpolation points 0, 1, -1, 2, -2, infinity):
  *   B^T = [4  0 -5  0  1  0;  0 -4 -4  1  1  0;  0  4 -4 -1  1  0;
  *          0 -2 -1  2  1  0;  0  2 -1 -2  1  0;  0  4  0 -5  0  1]
@@ -33,15 +38,23 @@ bool winograd_applies(const struct conv_shape *s)
 
 static int tiles_of(int size, int m) { return (size + m - 1) / m; }
 
-/* Outputs per tile side: 4 where F(4x4, 3x3) multiplies less than F(2x2, 3x3),
- * else 2. Ties go to 2: the 6x6 maps of 96x96's third stage need as many
- * multiplications either way (four 6x6 tiles or nine 4x4 ones) and ran 1.25x
- * slower with 4 (its GEMMs are narrower and its transforms longer). */
+/* Multiplications per channel pair with m x m output tiles: (m + 2)^2 per tile,
+ * tiles sticking out of the map counted whole. */
+static int tile_multiplications(const struct conv_shape *s, int m)
+{
+    return (m + 2) * (m + 2) * tiles_of(s->ho, m) * tiles_of(s->wo, m);
+}
+
+/* Outputs per tile side: the m of 2, 3, 4 that multiplies least, ties to the
+ * smaller m (shorter transforms, wider GEMMs). 24x24 and 12x12 maps take 4, 6x6 and
+ * 3x3 maps 3 (four 6x6 tiles or nine 4x4 ones need 1.44x more multiplications than
+ * four 5x5 ones on a 6x6 map; F(4x4) there ran 1.25x slower than F(2x2)). */
 static int tile_m(const struct conv_shape *s)
 {
-    int m4 = 36 * tiles_of(s->ho, 4) * tiles_of(s->wo, 4);
-    int m2 = 16 * tiles_of(s->ho, 2) * tiles_of(s->wo, 2);
-    return m4 < m2 ? 4 : 2;
+    int best = 2;
+    for (int m = 3; m <= 4; m++)
+        if (tile_multiplications(s, m) < tile_multiplications(s, best)) best = m;
+    return best;
 }
 
 static int positions(const struct conv_shape *s)
@@ -56,9 +69,11 @@ static int tiles_x(const struct conv_shape *s) { return tiles_of(s->wo, tile_m(s
 bool winograd_pays(const struct conv_shape *s)
 {
     if (!winograd_applies(s) || s->cin < 64) return false;
-    /* On maps of up to 16 positions tinymap was measured faster (28x28's 4x4 and 2x2
-     * maps: 1.4x and 2.3x); on 6x6 ones (96x96's third stage) it was 1.2x slower. */
-    if (s->tiny && s->ho * s->wo <= 16) return false;
+    /* On maps of up to 16 positions tinymap was measured faster with 2x2 and 4x4 tiles
+     * (28x28's 4x4 and 2x2 maps: 1.4x and 2.3x); on 6x6 ones (96x96's third stage) it
+     * was 1.2x slower. 3x3 maps take one 3x3 tile, 25 multiplications against
+     * tinymap's 49 (96x96's last stage: backward 74 -> 68 ms per conv, forward even). */
+    if (s->tiny && s->ho * s->wo <= 16 && tile_m(s) != 3) return false;
     /* Nor with 4x4 tiles: a tiny map has one to four of them per sample, narrow GEMMs
      * (28x28's 7x7 maps: 2x slower than tinymap with one thread per rank, and no
      * faster with two). */
@@ -90,6 +105,14 @@ static inline void bt_step(int m, const float *d, float *o)
         o[3] = d[1] - d[3];
         return;
     }
+    if (m == 3) {
+        o[0] = 2.0f * (d[0] - d[2]) + d[3] - d[1];
+        o[1] = 2.0f * d[1] + d[2] - d[3];
+        o[2] = 3.0f * d[2] - 2.0f * d[1] - d[3];
+        o[3] = d[3] - d[1];
+        o[4] = 2.0f * (d[1] - d[3]) - d[2] + d[4];
+        return;
+    }
     o[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
     o[1] = d[3] + d[4] - 4.0f * (d[1] + d[2]);
     o[2] = d[4] - d[3] + 4.0f * (d[1] - d[2]);
@@ -104,6 +127,13 @@ static inline void at_step(int m, const float *p, float *o)
     if (m == 2) {
         o[0] = p[0] + p[1] + p[2];
         o[1] = p[1] - p[2] - p[3];
+        return;
+    }
+    if (m == 3) {
+        const float p12 = p[1] + p[2];
+        o[0] = p[0] + p12 + p[3];
+        o[1] = p[1] - p[2] + 2.0f * p[3];
+        o[2] = p12 + 4.0f * p[3] + p[4];
         return;
     }
     const float p12 = p[1] + p[2], d12 = p[1] - p[2], p34 = p[3] + p[4], d34 = p[3] - p[4];
@@ -123,6 +153,15 @@ static inline void a_step(int m, const float *e, float *o)
         o[3] = -e[1];
         return;
     }
+    if (m == 3) {
+        const float p02 = e[0] + e[2];
+        o[0] = e[0];
+        o[1] = p02 + e[1];
+        o[2] = p02 - e[1];
+        o[3] = e[0] + 2.0f * e[1] + 4.0f * e[2];
+        o[4] = e[2];
+        return;
+    }
     const float p02 = e[0] + e[2], p13 = e[1] + e[3];
     const float q02 = e[0] + 4.0f * e[2], q13 = 2.0f * e[1] + 8.0f * e[3];
     o[0] = e[0];
@@ -140,7 +179,7 @@ static inline void a_step(int m, const float *e, float *o)
 #define FOR_TILE(s, call)                                                          \
     do {                                                                           \
         const int m_ = tile_m(s);                                                  \
-        _Pragma("omp parallel") if (m_ == 4) call(4); else call(2);                \
+        _Pragma("omp parallel") if (m_ == 4) call(4); else if (m_ == 3) call(3); else call(2); \
     } while (0)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -154,6 +193,14 @@ static inline void g_step(int m, const float *g, float *o)
         o[1] = 0.5f * (g[0] + g[1] + g[2]);
         o[2] = 0.5f * (g[0] - g[1] + g[2]);
         o[3] = g[2];
+        return;
+    }
+    if (m == 3) {
+        o[0] = 0.5f * g[0];
+        o[1] = 0.5f * (g[0] + g[1] + g[2]);
+        o[2] = (g[0] - g[1] + g[2]) / 6.0f;
+        o[3] = (g[0] + 2.0f * g[1] + 4.0f * g[2]) / 6.0f;
+        o[4] = g[2];
         return;
     }
     o[0] = 0.25f * g[0];
@@ -171,6 +218,12 @@ static inline void gt_step(int m, const float *v, float *o)
         o[0] = v[0] + 0.5f * (v[1] + v[2]);
         o[1] = 0.5f * (v[1] - v[2]);
         o[2] = 0.5f * (v[1] + v[2]) + v[3];
+        return;
+    }
+    if (m == 3) {
+        o[0] = 0.5f * (v[0] + v[1]) + (v[2] + v[3]) / 6.0f;
+        o[1] = 0.5f * v[1] + (2.0f * v[3] - v[2]) / 6.0f;
+        o[2] = 0.5f * v[1] + (v[2] + 4.0f * v[3]) / 6.0f + v[4];
         return;
     }
     o[0] = 0.25f * v[0] - (v[1] + v[2]) / 6.0f + (v[3] + v[4]) / 24.0f;

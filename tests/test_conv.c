@@ -270,7 +270,8 @@ static void check_shard_split(const char *tag, const struct conv_shape *s, const
 static int winograd_cases, tiny_cases;
 
 /* How run_case computes a shape: as conv_shape_init chose (im2col, or tinymap on tiny
- * output maps), by Winograd F(2x2, 3x3), or by im2col where the choice was tinymap. */
+ * output maps), by Winograd (F(m x m, 3x3) with m = 2, 3 or 4), or by im2col where
+ * the choice was tinymap. */
 enum algorithm { AS_CHOSEN, WINOGRAD, IM2COL };
 
 static void run_case(const struct conv_case *cc, enum algorithm algo)
@@ -332,10 +333,16 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
     EXPECT(s.direct == (cc->expect_direct || pointwise), "%s: direct = %d", tag, s.direct);
     size_t per_sample = conv2d_col_floats(&s);
     bool no_col = (pointwise || s.direct) && !winograd;
-    /* Winograd's tiles: 4x4 outputs (6x6 positions) where that multiplies less than
-     * 2x2 outputs (4x4 positions), else 2x2. */
-    size_t t4 = (size_t)((s.ho + 3) / 4) * ((s.wo + 3) / 4), t2 = (size_t)((s.ho + 1) / 2) * ((s.wo + 1) / 2);
-    size_t positions = 36 * t4 < 16 * t2 ? 36 : 16, tiles = positions == 36 ? t4 : t2;
+    /* Winograd's tiles: m x m outputs ((m + 2)^2 positions) for the m of 2, 3, 4 that
+     * multiplies least, ties to the smaller m. */
+    size_t positions = 0, tiles = 0;
+    for (size_t m = 2; m <= 4; m++) {
+        size_t t = ((s.ho + m - 1) / m) * ((s.wo + m - 1) / m);
+        if (!positions || (m + 2) * (m + 2) * t < positions * tiles) {
+            positions = (m + 2) * (m + 2);
+            tiles = t;
+        }
+    }
     EXPECT(per_sample == (winograd  ? positions * tiles * (size_t)(cc->cin + cc->cout)
                           : tiny    ? 2 * (size_t)cc->cin * s.h * s.w + (size_t)cc->cout * s.ho * s.wo
                           : no_col ? 0
@@ -526,7 +533,8 @@ int main(void)
         {3, 2, 3, 1, 1, 2, 2, 2, 0}, /* 3x3 pad 1 on a 2x2 map: all taps live */
         {2, 3, 3, 1, 1, 3, 1, 3, 0}, /* 3x3 pad 1 on a 1x3 map: the middle row of taps */
         {2, 2, 3, 2, 1, 2, 1, 1, 1}, /* 3x3/2 pad 1 on a 1x1 map: the centre, direct */
-        {5, 6, 3, 1, 1, 3, 6, 6, 0}, /* even map: the second tile row and column stick out */
+        {5, 6, 3, 1, 1, 3, 6, 6, 0}, /* 6x6 map: four whole F(3x3) tiles */
+        {3, 4, 3, 1, 1, 2, 5, 5, 0}, /* 5x5 map: F(3x3) tiles sticking out on both edges */
         {3, 4, 3, 1, 1, 2, 8, 8, 0}, /* whole Winograd tiles (4x4 outputs each) */
         {2, 3, 3, 1, 1, 2, 13, 10, 0}, /* several tiles, both edges cut */
         {4, 3, 3, 1, 1, 2, 3, 2, 0}, /* odd rows: the last tile row sticks out */
@@ -541,7 +549,7 @@ int main(void)
         run_case(&cases[i], IM2COL);
     }
     check_empty_batch();
-    EXPECT(winograd_cases == 8, "%d shapes went through Winograd, expected 8", winograd_cases);
-    EXPECT(tiny_cases == 11, "%d shapes went through tinymap, expected 11", tiny_cases);
+    EXPECT(winograd_cases == 9, "%d shapes went through Winograd, expected 9", winograd_cases);
+    EXPECT(tiny_cases == 12, "%d shapes went through tinymap, expected 12", tiny_cases);
     return test_summary("test_conv");
 }
