@@ -190,11 +190,16 @@ static int chunk_samples(const struct conv_shape *s, const struct conv_workspace
     CHECK(ws->col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
           ws->col_floats, per_sample);
     size_t nc = ws->col_floats / per_sample;
-    /* Winograd's transformed tiles are read back right away: chunks of at most
-     * 16 MiB ran its stage-2/3 layers at 96x96 1.5x faster than 32 MiB ones (and
-     * 4 MiB ones 2x slower: the GEMMs get too small). */
-    if (s->winograd && nc * per_sample > WINOGRAD_CHUNK_FLOATS)
-        nc = per_sample < WINOGRAD_CHUNK_FLOATS ? WINOGRAD_CHUNK_FLOATS / per_sample : 1;
+    if (s->winograd) {
+        /* Winograd's transformed tiles are read back right away, so its chunks stay
+         * small: as few samples as give its GEMMs enough columns
+         * (winograd_chunk_samples), and at most 16 MiB (32 MiB ones ran 96x96's
+         * second and third stages 1.5x slower). */
+        size_t cap = per_sample < WINOGRAD_CHUNK_FLOATS ? WINOGRAD_CHUNK_FLOATS / per_sample : 1;
+        size_t want = (size_t)winograd_chunk_samples(s);
+        if (nc > cap) nc = cap;
+        if (nc > want) nc = want;
+    }
     return nc > (size_t)shard ? shard : (int)nc;
 }
 

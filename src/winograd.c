@@ -31,6 +31,12 @@
 #define MAX_W 256
 #define MAX_A 6 /* largest tile side m + 2 */
 
+/* The data transforms take eight samples side by side, one per lane of a vector:
+ * AVX2 registers under -march=x86-64-v3, two SSE ones without. */
+#define LANES 8
+typedef float lanes __attribute__((vector_size(LANES * sizeof(float))));
+typedef int lane_index __attribute__((vector_size(LANES * sizeof(int))));
+
 bool winograd_applies(const struct conv_shape *s)
 {
     return s->k == 3 && s->stride == 1 && s->pad == 1 && s->h >= 2 && s->w >= 2 && s->w <= MAX_W;
@@ -83,9 +89,28 @@ bool winograd_pays(const struct conv_shape *s)
     return ratio <= 0.5;
 }
 
+/* Floats from one position's matrix to the next in a transformed array of c channels
+ * and P tiles: c P rounded up to an odd number of 64-byte lines. At a multiple of
+ * 4 KiB the a^2 matrices' rows fall into the same cache sets: F(4x4) on 96x96's first
+ * stage ran 1.4x slower with chunks of 4, 8 or 16 samples than with 3, 5 or 6. */
+static size_t position_stride(int c, size_t P)
+{
+    const size_t lines = ((size_t)c * P + 15) / 16;
+    return (lines | 1) * 16;
+}
+
 size_t winograd_chunk_floats(const struct conv_shape *s)
 {
-    return (size_t)positions(s) * tiles_y(s) * tiles_x(s) * (size_t)(s->cin + s->cout);
+    /* Per sample, and room for the strides' padding (at most 31 floats per position
+     * in each of the two arrays) counted with every sample. */
+    return (size_t)positions(s) * (tiles_y(s) * tiles_x(s) * (size_t)(s->cin + s->cout) + 64);
+}
+
+int winograd_chunk_samples(const struct conv_shape *s)
+{
+    const int tiles = tiles_y(s) * tiles_x(s), min_columns = 256;
+    const int samples = (min_columns + tiles - 1) / tiles;
+    return (samples + LANES - 1) / LANES * LANES;
 }
 
 size_t winograd_filter_floats(const struct conv_shape *s)
@@ -95,8 +120,9 @@ size_t winograd_filter_floats(const struct conv_shape *s)
 
 /* ---- the data transforms' one-dimensional steps ------------------------------ */
 
+
 /* o[0..m+1] = B^T d for d[0..m+1]. */
-static inline void bt_step(int m, const float *d, float *o)
+static inline void bt_step(int m, const lanes *d, lanes *o)
 {
     if (m == 2) {
         o[0] = d[0] - d[2];
@@ -122,7 +148,7 @@ static inline void bt_step(int m, const float *d, float *o)
 }
 
 /* o[0..m-1] = A^T p for p[0..m+1]. */
-static inline void at_step(int m, const float *p, float *o)
+static inline void at_step(int m, const lanes *p, lanes *o)
 {
     if (m == 2) {
         o[0] = p[0] + p[1] + p[2];
@@ -130,13 +156,13 @@ static inline void at_step(int m, const float *p, float *o)
         return;
     }
     if (m == 3) {
-        const float p12 = p[1] + p[2];
+        const lanes p12 = p[1] + p[2];
         o[0] = p[0] + p12 + p[3];
         o[1] = p[1] - p[2] + 2.0f * p[3];
         o[2] = p12 + 4.0f * p[3] + p[4];
         return;
     }
-    const float p12 = p[1] + p[2], d12 = p[1] - p[2], p34 = p[3] + p[4], d34 = p[3] - p[4];
+    const lanes p12 = p[1] + p[2], d12 = p[1] - p[2], p34 = p[3] + p[4], d34 = p[3] - p[4];
     o[0] = p[0] + p12 + p34;
     o[1] = d12 + 2.0f * d34;
     o[2] = p12 + 4.0f * p34;
@@ -144,7 +170,7 @@ static inline void at_step(int m, const float *p, float *o)
 }
 
 /* o[0..m+1] = A e for e[0..m-1] (the transpose of at_step). */
-static inline void a_step(int m, const float *e, float *o)
+static inline void a_step(int m, const lanes *e, lanes *o)
 {
     if (m == 2) {
         o[0] = e[0];
@@ -154,7 +180,7 @@ static inline void a_step(int m, const float *e, float *o)
         return;
     }
     if (m == 3) {
-        const float p02 = e[0] + e[2];
+        const lanes p02 = e[0] + e[2];
         o[0] = e[0];
         o[1] = p02 + e[1];
         o[2] = p02 - e[1];
@@ -162,8 +188,8 @@ static inline void a_step(int m, const float *e, float *o)
         o[4] = e[2];
         return;
     }
-    const float p02 = e[0] + e[2], p13 = e[1] + e[3];
-    const float q02 = e[0] + 4.0f * e[2], q13 = 2.0f * e[1] + 8.0f * e[3];
+    const lanes p02 = e[0] + e[2], p13 = e[1] + e[3];
+    const lanes q02 = e[0] + 4.0f * e[2], q13 = 2.0f * e[1] + 8.0f * e[3];
     o[0] = e[0];
     o[1] = p02 + p13;
     o[2] = p02 - p13;
@@ -313,57 +339,154 @@ void winograd_filter_gradient(const struct conv_shape *s, const float *du, float
 #undef CALL
 }
 
-/* ---- data transforms -------------------------------------------------------- */
+/* ---- data transforms --------------------------------------------------------
+ * The transforms work on eight samples of the chunk at once, one per lane of a
+ * vector: every step of a tile is then a vector operation whatever the map's width
+ * (scalar steps over a row's few tiles were 23% of a 96x96 step in perf). A tile's
+ * eight samples are adjacent in the transformed arrays, so its values are stored as
+ * whole vectors; only the planes are transposed, eight rows at a time, on their way
+ * in and out. */
+
+/* The lanes of a group: the group's first sample and count (np < LANES at the end
+ * of a chunk). Past np a load reads zeros and a store writes nothing. */
+static inline lanes load_lanes(const float *src, int np)
+{
+    lanes v = {0};
+    if (np == LANES) memcpy(&v, src, sizeof v);
+    else
+        for (int p = 0; p < np; p++) v[p] = src[p];
+    return v;
+}
+
+static inline void store_lanes(float *dst, lanes v, int np)
+{
+    if (np == LANES) memcpy(dst, &v, sizeof v);
+    else
+        for (int p = 0; p < np; p++) dst[p] = v[p];
+}
+
+/* r[0..7] = its transpose: lane p of row k becomes lane k of row p. */
+static inline void transpose8(lanes r[LANES])
+{
+    const lane_index lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    const lane_index lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+    const lane_index lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+    lanes t[LANES], u[LANES];
+    for (int i = 0; i < LANES; i += 2) {
+        t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+        t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+    }
+    for (int i = 0; i < LANES; i += 4) /* u[i + q]: columns q and q + 4 of rows i..i+3 */
+        for (int j = 0; j < 2; j++) {
+            u[i + 2 * j] = __builtin_shuffle(t[i + j], t[i + j + 2], lo2);
+            u[i + 2 * j + 1] = __builtin_shuffle(t[i + j], t[i + j + 2], hi2);
+        }
+    for (int i = 0; i < 4; i++) {
+        r[i] = __builtin_shuffle(u[i], u[i + 4], lo4);
+        r[i + 4] = __builtin_shuffle(u[i], u[i + 4], hi4);
+    }
+}
+
+/* dst[k] = (src[0][k], ..., src[7][k]) for k < len: eight rows side by side. */
+static inline void load_rows(const float *const src[LANES], int len, lanes *dst)
+{
+    int k = 0;
+    for (; k + LANES <= len; k += LANES) {
+        lanes r[LANES];
+        for (int p = 0; p < LANES; p++) memcpy(&r[p], src[p] + k, sizeof r[p]);
+        transpose8(r);
+        for (int q = 0; q < LANES; q++) dst[k + q] = r[q];
+    }
+    for (; k < len; k++)
+        for (int p = 0; p < LANES; p++) dst[k][p] = src[p][k];
+}
+
+/* dst[p][k] = (or +=) lane p of src[k], for the first np rows and k < len. */
+static inline void store_rows(const lanes *src, int len, float *const dst[LANES], int np,
+                              bool accumulate)
+{
+    int k = 0;
+    for (; k + LANES <= len; k += LANES) {
+        lanes r[LANES];
+        for (int q = 0; q < LANES; q++) r[q] = src[k + q];
+        transpose8(r);
+        for (int p = 0; p < np; p++) {
+            if (accumulate) {
+                lanes old;
+                memcpy(&old, dst[p] + k, sizeof old);
+                r[p] += old;
+            }
+            memcpy(dst[p] + k, &r[p], sizeof r[p]);
+        }
+    }
+    for (; k < len; k++)
+        for (int p = 0; p < np; p++) dst[p][k] = (accumulate ? dst[p][k] : 0.0f) + src[k][p];
+}
+
+/* The planes of a group: channel ch of samples n0 + g LANES + p of t (c, n, size),
+ * the missing samples of a short group read from zero (never written: np). */
+static inline int group_planes(const float *t, const struct conv_shape *s, int ch, int n0, int nc,
+                               int g, size_t size, const float *zero, const float *plane[LANES])
+{
+    const int first = g * LANES, np = nc - first < LANES ? nc - first : LANES;
+    for (int p = 0; p < LANES; p++)
+        plane[p] = p < np ? t + ((size_t)ch * s->n + n0 + first + p) * size : zero;
+    return np;
+}
+
+/* A zero row for the planes a short group lacks and for padding rows, as wide as
+ * any map row the transforms take. */
+static const float zero_row[MAX_W];
 
 /* v (a^2, c, P) = B^T d B for every tile of channels [0, c) of samples [n0, n0 + nc)
- * of x (c, n, h, w), where P = nc * tiles and a = m + 2. Input tile (ty, tx) starts
- * at (m ty - 1, m tx - 1); outside the map reads zero.
- *
- * One row of tiles at a time: B^T's row step runs over whole padded rows and its
- * column step over all tiles of the row, so both are loops over the row that the
- * compiler vectorizes (a tile at a time, the loads and stores of each tile were
- * scalar: 9% of a 96x96 step). */
+ * of x (c, n, h, w), where P = tiles * nc and a = m + 2. Input tile (ty, tx) starts
+ * at (m ty - 1, m tx - 1); outside the map reads zero. Per group of samples and row
+ * of tiles: its a input rows side by side (column k holds input column k - 1), B^T's
+ * step down every column, then B's step across every tile. */
 ALWAYS_INLINE void input_transform_m(const struct conv_shape *s, int c, const float *x, int n0,
                                      int nc, float *v, const int m)
 {
     const int a = m + 2, h = s->h, w = s->w, ty_n = tiles_of(s->ho, m), tx_n = tiles_of(s->wo, m);
-    const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
-    {
-        /* Per thread: a row of zeros and the row-transformed rows; column k holds
-         * input column k - 1, and the padding columns (0 and from w + 1 to
-         * m tx_n + 1 <= w + m) stay zero. */
-        float zero[MAX_W], t[MAX_A][MAX_W + 8];
-        memset(zero, 0, sizeof zero);
-        memset(t, 0, sizeof t);
+    const int cols = m * tx_n + 2, groups = (nc + LANES - 1) / LANES;
+    const size_t P = (size_t)nc * ty_n * tx_n, plane_stride = position_stride(c, P);
+    lanes rows[MAX_A][MAX_W + 8], t[MAX_A][MAX_W + 8];
 #pragma omp for collapse(2) schedule(static)
-        for (int ch = 0; ch < c; ch++)
-            for (int n = 0; n < nc; n++) {
-                const float *plane = x + ((size_t)ch * s->n + n0 + n) * h * w;
-                float *out = v + (size_t)ch * P + (size_t)n * tiles;
-                for (int ty = 0; ty < ty_n; ty++) {
-                    const float *r[MAX_A];
-                    for (int i = 0; i < a; i++) {
-                        const int iy = m * ty - 1 + i;
-                        r[i] = iy >= 0 && iy < h ? plane + (size_t)iy * w : zero;
+    for (int ch = 0; ch < c; ch++)
+        for (int g = 0; g < groups; g++) {
+            const float *plane[LANES];
+            const int np = group_planes(x, s, ch, n0, nc, g, (size_t)h * w, zero_row, plane);
+            float *out = v + (size_t)ch * P + (size_t)g * LANES * ty_n * tx_n;
+            for (int ty = 0; ty < ty_n; ty++) {
+                for (int i = 0; i < a; i++) {
+                    const int iy = m * ty - 1 + i;
+                    lanes *row = rows[i];
+                    if (iy < 0 || iy >= h) {
+                        for (int k = 0; k < cols; k++) row[k] = (lanes){0};
+                        continue;
                     }
-                    for (int k = 0; k < w; k++) { /* B^T d */
-                        float d[MAX_A], o[MAX_A];
-                        for (int i = 0; i < a; i++) d[i] = r[i][k];
-                        bt_step(m, d, o);
-                        for (int j = 0; j < a; j++) t[j][k + 1] = o[j];
-                    }
-                    float *dst = out + (size_t)ty * tx_n;
-                    for (int j = 0; j < a; j++) { /* ... B */
-                        float *o0 = dst + (size_t)(a * j) * plane_stride;
-                        for (int tx = 0; tx < tx_n; tx++) {
-                            float o[MAX_A];
-                            bt_step(m, t[j] + m * tx, o);
-                            for (int l = 0; l < a; l++) o0[(size_t)l * plane_stride + tx] = o[l];
-                        }
+                    const float *src[LANES];
+                    for (int p = 0; p < LANES; p++) src[p] = p < np ? plane[p] + (size_t)iy * w : zero_row;
+                    row[0] = (lanes){0};
+                    load_rows(src, w, row + 1);
+                    for (int k = w + 1; k < cols; k++) row[k] = (lanes){0};
+                }
+                for (int k = 0; k < cols; k++) { /* B^T d */
+                    lanes d[MAX_A], o[MAX_A];
+                    for (int i = 0; i < a; i++) d[i] = rows[i][k];
+                    bt_step(m, d, o);
+                    for (int j = 0; j < a; j++) t[j][k] = o[j];
+                }
+                for (int tx = 0; tx < tx_n; tx++) { /* ... B */
+                    float *dst = out + (size_t)(ty * tx_n + tx) * np;
+                    for (int j = 0; j < a; j++) {
+                        lanes o[MAX_A];
+                        bt_step(m, t[j] + m * tx, o);
+                        for (int l = 0; l < a; l++)
+                            store_lanes(dst + (size_t)(a * j + l) * plane_stride, o[l], np);
                     }
                 }
             }
-    }
+        }
 }
 
 static void input_transform(const struct conv_shape *s, int c, const float *x, int n0, int nc,
@@ -375,62 +498,49 @@ static void input_transform(const struct conv_shape *s, int c, const float *x, i
 }
 
 /* y (c, n, ho, wo) samples [n0, n0 + nc) = (or +=) A^T p A for every tile of p
- * (a^2, c, P); outputs past the map's edge are dropped. A row of tiles at a time, as
- * in input_transform: A^T's step over the row's tiles, then again straight into y. */
+ * (a^2, c, P); outputs past the map's edge are dropped. Per group of samples and row
+ * of tiles: A^T's step over every tile column into t, then A's step across the tiles
+ * into one output row at a time, which goes back into the group's planes. */
 ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, const float *p, int n0,
                                       int nc, float *y, bool accumulate, const int m)
 {
     const int a = m + 2, ho = s->ho, wo = s->wo, ty_n = tiles_of(ho, m), tx_n = tiles_of(wo, m);
-    const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
-    {
-        /* Per thread: A^T p's m x a rows of tx_n <= MAX_W / m + 1 floats; row (i, l)
-         * is output row i of the tiles at tile column l. */
-        float t[MAX_A * (MAX_W + 4)];
-        const int full = wo / m; /* tiles with all their columns inside */
+    const int groups = (nc + LANES - 1) / LANES;
+    const size_t P = (size_t)nc * ty_n * tx_n, plane_stride = position_stride(c, P);
+    /* t[(a i + l) tx_n + tx]: row i of A^T p at tile column l, tile tx (m a tx_n <=
+     * 6 (MAX_W + 4) for every m). */
+    lanes t[MAX_A * (MAX_W + 4)], row[MAX_W + 4];
 #pragma omp for collapse(2) schedule(static)
-        for (int ch = 0; ch < c; ch++)
-            for (int n = 0; n < nc; n++) {
-                float *plane = y + ((size_t)ch * s->n + n0 + n) * ho * wo;
-                const float *in = p + (size_t)ch * P + (size_t)n * tiles;
-                for (int ty = 0; ty < ty_n; ty++) {
-                    const float *row = in + (size_t)ty * tx_n;
-                    for (int l = 0; l < a; l++) { /* A^T p, tile column l */
-                        const float *pl = row + (size_t)l * plane_stride;
-                        for (int tx = 0; tx < tx_n; tx++) {
-                            float d[MAX_A], o[MAX_A] = {0}; /* {0}: GCC cannot see at_step fill it */
-                            for (int j = 0; j < a; j++) d[j] = pl[(size_t)(a * j) * plane_stride + tx];
-                            at_step(m, d, o);
-                            for (int i = 0; i < m; i++) t[(size_t)(a * i + l) * tx_n + tx] = o[i];
-                        }
-                    }
-                    for (int i = 0; i < m && m * ty + i < ho; i++) { /* ... A, into a row of y */
-                        const float *ti = t + (size_t)(a * i) * tx_n;
-                        float *dst = plane + (size_t)(m * ty + i) * wo;
-/* Column tx's m outputs of row i: A^T over the a values at tile column l of ti. */
-#define ROW_STEP(tx)                                                                \
-    float d[MAX_A], o[MAX_A] = {0};                                                 \
-    for (int l = 0; l < a; l++) d[l] = ti[(size_t)l * tx_n + (tx)];                 \
-    at_step(m, d, o)
-                        if (accumulate) /* two loops: a branch inside would not vectorize */
-                            for (int tx = 0; tx < full; tx++) {
-                                ROW_STEP(tx);
-                                for (int q = 0; q < m; q++) dst[m * tx + q] += o[q];
-                            }
-                        else
-                            for (int tx = 0; tx < full; tx++) {
-                                ROW_STEP(tx);
-                                for (int q = 0; q < m; q++) dst[m * tx + q] = o[q];
-                            }
-                        if (full < tx_n) { /* the last tile, cut by the edge */
-                            ROW_STEP(full);
-                            for (int q = 0; q < m && m * full + q < wo; q++)
-                                dst[m * full + q] = (accumulate ? dst[m * full + q] : 0.0f) + o[q];
-                        }
-#undef ROW_STEP
+    for (int ch = 0; ch < c; ch++)
+        for (int g = 0; g < groups; g++) {
+            float *plane[LANES];
+            const int first = g * LANES, np = nc - first < LANES ? nc - first : LANES;
+            for (int q = 0; q < np; q++) plane[q] = y + ((size_t)ch * s->n + n0 + first + q) * ho * wo;
+            const float *in = p + (size_t)ch * P + (size_t)first * ty_n * tx_n;
+            for (int ty = 0; ty < ty_n; ty++) {
+                for (int tx = 0; tx < tx_n; tx++) { /* A^T p */
+                    const float *src = in + (size_t)(ty * tx_n + tx) * np;
+                    for (int l = 0; l < a; l++) {
+                        lanes d[MAX_A], o[MAX_A] = {0}; /* {0}: GCC cannot see at_step fill it */
+                        for (int j = 0; j < a; j++)
+                            d[j] = load_lanes(src + (size_t)(a * j + l) * plane_stride, np);
+                        at_step(m, d, o);
+                        for (int i = 0; i < m; i++) t[(size_t)(a * i + l) * tx_n + tx] = o[i];
                     }
                 }
+                for (int i = 0; i < m && m * ty + i < ho; i++) { /* ... A, a row at a time */
+                    for (int tx = 0; tx < tx_n; tx++) {
+                        lanes d[MAX_A], o[MAX_A] = {0};
+                        for (int l = 0; l < a; l++) d[l] = t[(size_t)(a * i + l) * tx_n + tx];
+                        at_step(m, d, o);
+                        for (int q = 0; q < m; q++) row[m * tx + q] = o[q];
+                    }
+                    float *dst[LANES];
+                    for (int q = 0; q < np; q++) dst[q] = plane[q] + (size_t)(m * ty + i) * wo;
+                    store_rows(row, wo, dst, np, accumulate);
+                }
             }
-    }
+        }
 }
 
 static void output_transform(const struct conv_shape *s, int c, const float *p, int n0, int nc,
@@ -442,48 +552,52 @@ static void output_transform(const struct conv_shape *s, int c, const float *p, 
 }
 
 /* z (a^2, c, P) = A e A^T for every m x m tile e of dy (c, n, ho, wo), samples
- * [n0, n0 + nc); outputs past the map's edge count as zero. A row of tiles at a
- * time, as in input_transform. */
+ * [n0, n0 + nc); outputs past the map's edge count as zero. Per group of samples and
+ * row of tiles, as in input_transform: its m rows side by side, A's step down every
+ * column, then A^T's step across every tile. */
 ALWAYS_INLINE void gradient_transform_m(const struct conv_shape *s, int c, const float *dy, int n0,
                                         int nc, float *z, const int m)
 {
     const int a = m + 2, ho = s->ho, wo = s->wo, ty_n = tiles_of(ho, m), tx_n = tiles_of(wo, m);
-    const size_t tiles = (size_t)ty_n * tx_n, P = (size_t)nc * tiles, plane_stride = (size_t)c * P;
-    {
-        /* Per thread: a row of zeros, then A e's rows, padded with zeros to whole
-         * tiles (m tx_n <= MAX_W + 3 columns; the padding is never written). */
-        float zero[MAX_W + 4], r[MAX_A][MAX_W + 4];
-        memset(zero, 0, sizeof zero);
-        memset(r, 0, sizeof r);
+    const int cols = m * tx_n, groups = (nc + LANES - 1) / LANES;
+    const size_t P = (size_t)nc * ty_n * tx_n, plane_stride = position_stride(c, P);
+    lanes rows[MAX_A][MAX_W + 8], r[MAX_A][MAX_W + 8];
 #pragma omp for collapse(2) schedule(static)
-        for (int ch = 0; ch < c; ch++)
-            for (int n = 0; n < nc; n++) {
-                const float *plane = dy + ((size_t)ch * s->n + n0 + n) * ho * wo;
-                float *out = z + (size_t)ch * P + (size_t)n * tiles;
-                for (int ty = 0; ty < ty_n; ty++) {
-                    const float *e[MAX_A];
-                    for (int i = 0; i < m; i++) {
-                        const int iy = m * ty + i;
-                        e[i] = iy < ho ? plane + (size_t)iy * wo : zero;
+    for (int ch = 0; ch < c; ch++)
+        for (int g = 0; g < groups; g++) {
+            const float *plane[LANES];
+            const int np = group_planes(dy, s, ch, n0, nc, g, (size_t)ho * wo, zero_row, plane);
+            float *out = z + (size_t)ch * P + (size_t)g * LANES * ty_n * tx_n;
+            for (int ty = 0; ty < ty_n; ty++) {
+                for (int i = 0; i < m; i++) {
+                    const int iy = m * ty + i;
+                    lanes *row = rows[i];
+                    for (int k = wo; k < cols; k++) row[k] = (lanes){0};
+                    if (iy >= ho) {
+                        for (int k = 0; k < wo; k++) row[k] = (lanes){0};
+                        continue;
                     }
-                    for (int k = 0; k < wo; k++) { /* A e */
-                        float d[MAX_A], o[MAX_A];
-                        for (int i = 0; i < m; i++) d[i] = e[i][k];
-                        a_step(m, d, o);
-                        for (int l = 0; l < a; l++) r[l][k] = o[l];
-                    }
-                    float *dst = out + (size_t)ty * tx_n;
-                    for (int l = 0; l < a; l++) { /* ... A^T */
-                        float *o0 = dst + (size_t)(a * l) * plane_stride;
-                        for (int tx = 0; tx < tx_n; tx++) {
-                            float o[MAX_A];
-                            a_step(m, r[l] + m * tx, o);
-                            for (int k = 0; k < a; k++) o0[(size_t)k * plane_stride + tx] = o[k];
-                        }
+                    const float *src[LANES];
+                    for (int q = 0; q < LANES; q++) src[q] = q < np ? plane[q] + (size_t)iy * wo : zero_row;
+                    load_rows(src, wo, row);
+                }
+                for (int k = 0; k < cols; k++) { /* A e */
+                    lanes d[MAX_A], o[MAX_A];
+                    for (int i = 0; i < m; i++) d[i] = rows[i][k];
+                    a_step(m, d, o);
+                    for (int l = 0; l < a; l++) r[l][k] = o[l];
+                }
+                for (int tx = 0; tx < tx_n; tx++) { /* ... A^T */
+                    float *dst = out + (size_t)(ty * tx_n + tx) * np;
+                    for (int l = 0; l < a; l++) {
+                        lanes o[MAX_A];
+                        a_step(m, r[l] + m * tx, o);
+                        for (int k = 0; k < a; k++)
+                            store_lanes(dst + (size_t)(a * l + k) * plane_stride, o[k], np);
                     }
                 }
             }
-    }
+        }
 }
 
 static void gradient_transform(const struct conv_shape *s, int c, const float *dy, int n0, int nc,
@@ -510,12 +624,13 @@ void winograd_forward(const struct conv_shape *s, const float *u, const float *x
 {
     const size_t P = chunk_tiles(s, nc);
     const int npos = positions(s);
-    float *v = work, *m = work + npos * (size_t)s->cin * P;
+    const size_t sv = position_stride(s->cin, P), sm = position_stride(s->cout, P);
+    float *v = work, *m = work + npos * sv;
     input_transform(s, s->cin, x, n0, nc, v);
 #pragma omp parallel for schedule(static)
     for (int xi = 0; xi < npos; xi++)
         gemm(false, false, s->cout, (int)P, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
-             v + (size_t)xi * s->cin * P, (int)P, 0.0f, m + (size_t)xi * s->cout * P, (int)P);
+             v + xi * sv, (int)P, 0.0f, m + xi * sm, (int)P);
     output_transform(s, s->cout, m, n0, nc, y, false);
 }
 
@@ -526,15 +641,16 @@ void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, 
      * keeps its size (stride 1, pad 1). */
     const size_t P = chunk_tiles(s, nc);
     const int npos = positions(s);
-    float *v = work, *m = work + npos * (size_t)s->cout * P;
     struct conv_shape t = *s;
     t.cin = s->cout;
     t.cout = s->cin;
+    const size_t sv = position_stride(t.cin, P), sm = position_stride(t.cout, P);
+    float *v = work, *m = work + npos * sv;
     input_transform(&t, t.cin, dy, n0, nc, v);
 #pragma omp parallel for schedule(static)
     for (int xi = 0; xi < npos; xi++)
         gemm(false, false, t.cout, (int)P, t.cin, 1.0f, u_flipped + (size_t)xi * t.cout * t.cin,
-             t.cin, v + (size_t)xi * t.cin * P, (int)P, 0.0f, m + (size_t)xi * t.cout * P, (int)P);
+             t.cin, v + xi * sv, (int)P, 0.0f, m + xi * sm, (int)P);
     output_transform(&t, t.cout, m, n0, nc, dx, accumulate);
 }
 
@@ -543,11 +659,12 @@ void winograd_backward_filter(const struct conv_shape *s, const float *x, const 
 {
     const size_t P = chunk_tiles(s, nc);
     const int npos = positions(s);
-    float *v = work, *z = work + npos * (size_t)s->cin * P;
+    const size_t sv = position_stride(s->cin, P), sz = position_stride(s->cout, P);
+    float *v = work, *z = work + npos * sv;
     input_transform(s, s->cin, x, n0, nc, v);
     gradient_transform(s, s->cout, dy, n0, nc, z);
 #pragma omp parallel for schedule(static)
     for (int xi = 0; xi < npos; xi++)
-        gemm(false, true, s->cout, s->cin, (int)P, 1.0f, z + (size_t)xi * s->cout * P, (int)P,
-             v + (size_t)xi * s->cin * P, (int)P, beta, du + (size_t)xi * s->cout * s->cin, s->cin);
+        gemm(false, true, s->cout, s->cin, (int)P, 1.0f, z + xi * sz, (int)P, v + xi * sv, (int)P,
+             beta, du + (size_t)xi * s->cout * s->cin, s->cin);
 }
