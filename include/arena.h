@@ -12,6 +12,8 @@ struct arena {
     char *base;   /* NULL while sizing */
     size_t used;  /* bytes handed out so far */
     size_t size;  /* bytes allocated (0 while sizing) */
+    void *map;    /* the mapping base lies in, and its size */
+    size_t map_size;
 };
 
 /* Start a sizing pass. */

@@ -3,6 +3,7 @@
 #define _DEFAULT_SOURCE
 #include "arena.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -13,18 +14,25 @@
 
 void arena_begin_sizing(struct arena *a)
 {
-    a->base = NULL;
-    a->used = 0;
-    a->size = 0;
+    memset(a, 0, sizeof *a);
 }
+
+#define HUGE_PAGE ((size_t)2 << 20)
 
 void arena_allocate(struct arena *a)
 {
     a->size = a->used ? a->used : ARENA_ALIGN;
-    /* Its own mapping, page-aligned, so arena_release can hand the pages back. */
-    void *p = mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* Its own mapping, so arena_release can hand the pages back, starting on a 2 MiB
+     * boundary and advised into transparent huge pages (Debian's default THP mode is
+     * madvise): a Winograd chunk reads and writes 36 position matrices at once, and
+     * with huge pages their TLB misses go (96x96's first-stage conv, harness:
+     * 29.3 / 29.4 / 29.3 -> 28.0 / 28.2 / 26.9 ms per pass; other stages even). */
+    a->map_size = a->size + HUGE_PAGE;
+    void *p = mmap(NULL, a->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) error_exit(EXIT_CODE_INTERNAL, "out of memory (%zu bytes)", a->size);
-    a->base = p;
+    a->map = p;
+    a->base = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    madvise(a->base, a->size, MADV_HUGEPAGE); /* advice only: without THP it fails harmlessly */
     a->used = 0;
 }
 
@@ -45,6 +53,6 @@ void *arena_take(struct arena *a, size_t bytes)
 
 void arena_free(struct arena *a)
 {
-    if (a->base) munmap(a->base, a->size);
+    if (a->map) munmap(a->map, a->map_size);
     memset(a, 0, sizeof *a);
 }
