@@ -27,4 +27,9 @@ void *arena_take(struct arena *a, size_t bytes);
 void arena_release(struct arena *a);
 void arena_free(struct arena *a);
 
+/* A mapping of its own, zero-filled: its pages take no memory until written (the
+ * momentum buffer of a run without momentum is never written). */
+void *zeroed_pages(size_t bytes);
+void free_pages(void *p, size_t bytes);
+
 #endif

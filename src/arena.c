@@ -56,3 +56,16 @@ void arena_free(struct arena *a)
     if (a->map) munmap(a->map, a->map_size);
     memset(a, 0, sizeof *a);
 }
+
+void *zeroed_pages(size_t bytes)
+{
+    void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+    if (p == MAP_FAILED) error_exit(EXIT_CODE_INTERNAL, "out of memory (%zu bytes)", bytes);
+    return p;
+}
+
+void free_pages(void *p, size_t bytes)
+{
+    if (p) munmap(p, bytes ? bytes : 1);
+}
