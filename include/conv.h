@@ -30,8 +30,11 @@ struct conv_shape {
      * so the GEMMs leave them out and their weight gradient stays exactly zero. */
     int ntaps;
     unsigned char taps[CONV_MAX_K * CONV_MAX_K];
+    /* (output position, live tap) pairs that read a real input pixel: tinymap's
+     * GEMMs per sample, the multiplications per channel pair without padding. */
+    int live_pairs;
     bool direct; /* one live tap reading x at the output's own position: no im2col */
-    /* Compute by Winograd F(2x2, 3x3) (winograd.h) instead of im2col. Off after
+    /* Compute by Winograd F(m x m, 3x3) (winograd.h) instead of im2col. Off after
      * conv_shape_init; set it only where winograd_applies. */
     bool winograd;
     /* Compute by one GEMM per (output position, live tap) (tinymap.h) instead of

@@ -61,6 +61,7 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
         valid_range(s->taps[i] % k, stride, pad, w, s->wo, &xlo, &xhi);
         real += (yhi - ylo) * (xhi - xlo);
     }
+    s->live_pairs = real;
     s->tiny = !s->direct && s->ho * s->wo <= CONV_TINY_OUTPUTS && real < s->ho * s->wo * s->ntaps;
 }
 

@@ -75,18 +75,21 @@ static int tiles_x(const struct conv_shape *s) { return tiles_of(s->wo, tile_m(s
 bool winograd_pays(const struct conv_shape *s)
 {
     if (!winograd_applies(s) || s->cin < 64) return false;
-    /* On maps of up to 16 positions tinymap was measured faster with 2x2 and 4x4 tiles
-     * (28x28's 4x4 and 2x2 maps: 1.4x and 2.3x); on 6x6 ones (96x96's third stage) it
-     * was 1.2x slower. 3x3 maps take one 3x3 tile, 25 multiplications against
-     * tinymap's 49 (96x96's last stage: backward 74 -> 68 ms per conv, forward even). */
-    if (s->tiny && s->ho * s->wo <= 16 && tile_m(s) != 3) return false;
-    /* Nor with 4x4 tiles: a tiny map has one to four of them per sample, narrow GEMMs
-     * (28x28's 7x7 maps: 2x slower than tinymap with one thread per rank, and no
-     * faster with two). */
-    if (s->tiny && tile_m(s) == 4) return false;
+    const int mults = tile_multiplications(s, tile_m(s));
+    /* A tiny map goes to tinymap unless Winograd multiplies clearly less than its
+     * real (position, tap) pairs. Measured against tinymap, multiplications per
+     * channel pair in brackets: 28x28's 7x7 maps, F(4x4) (144 against 361) 1.4x
+     * faster; its 4x4 ones, F(4x4) (36 against 100) 1.25x faster; 96x96's 6x6 ones,
+     * F(2x2) (144 against 256) 1.2x faster; its 3x3 ones, F(3x3) (25 against 49)
+     * backward 1.1x faster, forward even; 28x28's 2x2 ones, F(2x2) (16 against 16)
+     * 1.4x slower. With one 4x4 map's tile per sample and 128 samples per rank (2
+     * ranks x 1 thread) its GEMMs had 128 columns and Winograd ran 1.1x slower than
+     * tinymap, so on tiny maps the batch must also give 256 tiles (as many as
+     * winograd_chunk_samples gathers). */
+    if (s->tiny && (mults > 0.6 * s->live_pairs || s->n * tiles_y(s) * tiles_x(s) < 256))
+        return false;
     /* Multiplications against im2col's: (m + 2)^2 per tile against 9 per output. */
-    double ratio = (double)positions(s) * tiles_y(s) * tiles_x(s) / (9.0 * s->ho * s->wo);
-    return ratio <= 0.5;
+    return mults <= 0.5 * 9.0 * s->ho * s->wo;
 }
 
 /* Floats from one position's matrix to the next in a transformed array of c channels
