@@ -83,9 +83,8 @@ bool winograd_pays(const struct conv_shape *s)
      * F(2x2) (144 against 256) 1.2x faster; its 3x3 ones, F(3x3) (25 against 49)
      * backward 1.1x faster, forward even; 28x28's 2x2 ones, F(2x2) (16 against 16)
      * 1.4x slower. With one 4x4 map's tile per sample and 128 samples per rank (2
-     * ranks x 1 thread) its GEMMs had 128 columns and Winograd ran 1.1x slower than
-     * tinymap, so on tiny maps the batch must also give 256 tiles (as many as
-     * winograd_chunk_samples gathers). */
+     * ranks x 1 thread) Winograd ran 1.1x slower than tinymap (in chunks of 64 or
+     * 128 samples), so on tiny maps the batch must also give 256 tiles. */
     if (s->tiny && (mults > 0.6 * s->live_pairs || s->n * tiles_y(s) * tiles_x(s) < 256))
         return false;
     /* Multiplications against im2col's: (m + 2)^2 per tile against 9 per output. */
@@ -111,7 +110,10 @@ size_t winograd_chunk_floats(const struct conv_shape *s)
 
 int winograd_chunk_samples(const struct conv_shape *s)
 {
-    const int tiles = tiles_y(s) * tiles_x(s), min_columns = 256;
+    /* Each GEMM packs its cout x cin filter matrix anew, so wide filter matrices
+     * need more columns to pay for it: 256 for 512 x 512, 64 up to 256 x 256. */
+    const long wide = (long)s->cin * s->cout / 1024;
+    const int tiles = tiles_y(s) * tiles_x(s), min_columns = wide > 64 ? (int)wide : 64;
     const int samples = (min_columns + tiles - 1) / tiles;
     return (samples + LANES - 1) / LANES * LANES;
 }
