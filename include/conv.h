@@ -56,7 +56,7 @@ size_t conv2d_col_floats(const struct conv_shape *s);
 /* Floats of the live-tap copy of the weights (0 when every tap is live and the
  * convolution is not tiny). */
 size_t conv2d_tap_weight_floats(const struct conv_shape *s);
-/* Floats of Winograd filter workspace (two transformed filter banks; 0 if not). */
+/* Floats of Winograd filter workspace (one transformed filter bank; 0 if not). */
 size_t conv2d_winograd_floats(const struct conv_shape *s);
 
 /* Seconds inside convolutions, by part (filled when a workspace carries one). */

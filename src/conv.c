@@ -95,7 +95,7 @@ size_t conv2d_tap_weight_floats(const struct conv_shape *s)
 
 size_t conv2d_winograd_floats(const struct conv_shape *s)
 {
-    return s->winograd ? 2 * winograd_filter_floats(s) : 0;
+    return s->winograd ? winograd_filter_floats(s) : 0;
 }
 
 /* The weights as a (cout, cin*ntaps) matrix: w itself, or its live columns copied. */
@@ -291,27 +291,34 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
 }
 
 /* conv2d_backward's weight and input gradients by Winograd: per shard, the
- * transformed weight gradient sums over the shard's chunks, then joins dw. */
+ * transformed weight gradient sums over the shard's chunks, then joins dw; then the
+ * input gradient, chunk by chunk. The two loops take turns with the one transformed
+ * filter bank in ws->wino (at 96x96's last stage a bank is 26 MB). */
 static void winograd_backward(const struct conv_shape *s, const float *x, const float *w_all,
                               const float *dy, double *dw, float *dx, bool accumulate_dx,
                               const struct conv_workspace *ws, int shard, int step)
 {
     const size_t wsize = (size_t)s->cout * s->cin * 9;
-    float *u_flipped = ws->wino, *du = ws->wino + winograd_filter_floats(s);
-    if (dx) TIMED(ws, transform, winograd_transform_filter_flipped(s, w_all, u_flipped));
+    float *bank = ws->wino;
     for (int s0 = 0; s0 < s->n; s0 += shard) {
         const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
         for (int n0 = s0; n0 < s1; n0 += step) {
             const int nc = s1 - n0 < step ? s1 - n0 : step;
             const float beta = n0 == s0 ? 0.0f : 1.0f;
-            TIMED(ws, gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, du, ws->col));
-            if (dx)
-                TIMED(ws, gemm, winograd_backward_data(s, u_flipped, dy, n0, nc, dx, accumulate_dx,
-                                                       ws->col));
+            TIMED(ws, gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, bank, ws->col));
         }
-        TIMED(ws, transform, winograd_filter_gradient(s, du, ws->dw));
+        TIMED(ws, transform, winograd_filter_gradient(s, bank, ws->dw));
 #pragma omp parallel for simd schedule(static)
         for (size_t i = 0; i < wsize; i++) dw[i] += (double)ws->dw[i];
+    }
+    if (!dx) return;
+    TIMED(ws, transform, winograd_transform_filter_flipped(s, w_all, bank));
+    for (int s0 = 0; s0 < s->n; s0 += shard) {
+        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
+        for (int n0 = s0; n0 < s1; n0 += step) {
+            const int nc = s1 - n0 < step ? s1 - n0 : step;
+            TIMED(ws, gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx, ws->col));
+        }
     }
 }
 
