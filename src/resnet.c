@@ -235,8 +235,9 @@ static void plan_activations(struct resnet *m, struct arena *a)
     for (int i = 0; i < 3; i++) TAKE(m->grad_buf[i], float, max_act);
     TAKE(m->scratch, float, max_act);
     /* im2col workspace: a budget of samples per chunk, at least one sample, at most
-     * the whole batch of the largest layer. */
-    size_t budget = m->spec.col_budget_floats ? m->spec.col_budget_floats : (size_t)8 << 20;
+     * the whole batch of the largest layer. 4 M floats (16 MiB): Winograd's chunks
+     * are smaller still, and im2col's stride-2 layers ran within noise of 8 M. */
+    size_t budget = m->spec.col_budget_floats ? m->spec.col_budget_floats : (size_t)4 << 20;
     if (budget < col) budget = col;
     if (budget > col * n) budget = col * n;
     TAKE(m->ws.col, float, budget);
