@@ -189,6 +189,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
         TAKE(m->stem.dw_work, float, threads * z.dw);
         TAKE(m->stem.sums, double, chunks * 2 * (size_t)sc->cout);
         TAKE(m->stem.grads, double, chunks * ((size_t)sc->cout * sc->k * sc->k + (size_t)sc->cout));
+        TAKE(m->stem.kept, float, m->stem.keep ? chunks * z.out : 0);
         TAKE_ACT(m->stem_p, pooled_act);
         TAKE(m->stem.argmax, uint8_t, pooled_act);
     } else {
@@ -278,7 +279,8 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     if (spec->fused_stem)
         stem_plan(&m->stem, &m->stem_conv.shape, &m->stem_pool,
                   spec->stem_chunk > 0 ? spec->stem_chunk : stem_chunk_samples(&m->stem_conv.shape),
-                  omp_get_max_threads(), spec->shard);
+                  omp_get_max_threads(), spec->shard,
+                  spec->stem_keep ? spec->stem_keep > 0 : stem_keeps_output(&m->stem_conv.shape));
 
     /* Stages b2..b5: the first block of stages 2-4 halves the size (stride 2). */
     m->nblocks = arch.blocks[0] + arch.blocks[1] + arch.blocks[2] + arch.blocks[3];

@@ -69,8 +69,15 @@ static void chunk_at(const struct stem *st, int n, int i, int *n0, int *nc)
     *nc = len - j * st->chunk < st->chunk ? len - j * st->chunk : st->chunk;
 }
 
+#define STEM_KEEP_BYTES ((size_t)32 << 20)
+
+bool stem_keeps_output(const struct conv_shape *conv)
+{
+    return (size_t)conv->cout * conv->n * conv->ho * conv->wo * sizeof(float) <= STEM_KEEP_BYTES;
+}
+
 void stem_plan(struct stem *st, const struct conv_shape *conv, const struct maxpool_shape *pool,
-               int chunk, int threads, int shard)
+               int chunk, int threads, int shard, bool keep)
 {
     CHECK(conv->cin == 1, "the fused stem needs one input channel");
     CHECK(pool->k == 3 && pool->stride == 2 && pool->pad == 1 && pool->wo <= STEM_POOL_MAX_W,
@@ -82,6 +89,7 @@ void stem_plan(struct stem *st, const struct conv_shape *conv, const struct maxp
     st->chunk = chunk;
     st->threads = threads;
     st->shard = shard;
+    st->keep = keep;
     const int s = shard_len(st, conv->n);
     st->max_chunks = (conv->n + s - 1) / s * chunks_per_shard(st, s);
     st->per_thread = (struct stem_sizes){
@@ -106,17 +114,28 @@ static struct conv_workspace thread_workspace(const struct stem *st, int t)
 }
 
 /* The convolution of chunk i of a batch of n, samples [*n0, *n0 + *nc), into thread
- * t's buffer a, returned. */
+ * t's buffer a, or into the chunk's kept output (keep_it); returned. */
 static float *convolve_chunk(const struct stem *st, const struct stem_params *p, const float *input,
-                             int n, int i, int t, int *n0, int *nc)
+                             int n, int i, int t, int *n0, int *nc, bool keep_it)
 {
     chunk_at(st, n, i, n0, nc);
     struct conv_shape cs = st->conv;
     cs.n = *nc;
     const struct conv_workspace ws = thread_workspace(st, t);
-    float *a = st->a + (size_t)t * st->per_thread.out;
+    float *a = keep_it ? st->kept + (size_t)i * st->per_thread.out
+                       : st->a + (size_t)t * st->per_thread.out;
     conv2d_forward(&cs, input + (size_t)*n0 * cs.h * cs.w, p->w, p->b, a, &ws);
     return a;
+}
+
+/* Chunk i's convolution output for the passes after the training forward's first:
+ * the kept one, or convolved again into thread t's buffer. */
+static const float *chunk_output(const struct stem *st, const struct stem_params *p,
+                                 const float *input, int n, int i, int t, int *n0, int *nc)
+{
+    if (!st->keep) return convolve_chunk(st, p, input, n, i, t, n0, nc, false);
+    chunk_at(st, n, i, n0, nc);
+    return st->kept + (size_t)i * st->per_thread.out;
 }
 
 /* BN with the given per-channel scale and shift, then ReLU. fmaf, so the forward
@@ -254,7 +273,7 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
 #pragma omp for schedule(dynamic)
             for (int i = 0; i < nchunks; i++) {
                 int n0, nc;
-                const float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
+                const float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc, st->keep);
                 double *sum = st->sums + (size_t)i * 2 * c, *sumsq = sum + c;
                 for (int ch = 0; ch < 2 * c; ch++) sum[ch] = 0.0;
                 batchnorm_accumulate(c, (size_t)nc * conv_plane, a, sum, sumsq);
@@ -287,12 +306,18 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
 #pragma omp for schedule(dynamic)
         for (int i = 0; i < nchunks; i++) {
             int n0, nc;
-            float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
+            /* BN + ReLU into the thread's buffer: in place, or from the kept output
+             * (training), which stays for the backward passes. */
+            float *h = st->a + (size_t)t * st->per_thread.out;
+            const float *a = train && st->keep
+                                 ? chunk_output(st, p, input, n, i, t, &n0, &nc)
+                                 : convolve_chunk(st, p, input, n, i, t, &n0, &nc, false);
             for (int ch = 0; ch < c; ch++) {
                 const float sc = scale[ch], sh = shift[ch];
-                float *hp = a + (size_t)ch * nc * conv_plane;
+                const float *ap = a + (size_t)ch * nc * conv_plane;
+                float *hp = h + (size_t)ch * nc * conv_plane;
 #pragma omp simd
-                for (size_t j = 0; j < (size_t)nc * conv_plane; j++) hp[j] = bn_relu(hp[j], sc, sh);
+                for (size_t j = 0; j < (size_t)nc * conv_plane; j++) hp[j] = bn_relu(ap[j], sc, sh);
                 for (int j = 0; j < nc; j++) {
                     const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
                     pool_plane(ps, hp + j * conv_plane, pooled + plane, st->argmax + plane);
@@ -321,7 +346,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
 #pragma omp for schedule(dynamic)
         for (int i = 0; i < nchunks; i++) {
             int n0, nc;
-            const float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
+            const float *a = chunk_output(st, p, input, n, i, t, &n0, &nc);
             double *s_out = st->sums + (size_t)i * 2 * c;
             for (int ch = 0; ch < c; ch++) {
                 float scale, shift;
@@ -368,7 +393,7 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
 #pragma omp for schedule(dynamic)
         for (int i = 0; i < nchunks; i++) {
             int n0, nc;
-            const float *a = convolve_chunk(st, p, input, n, i, t, &n0, &nc);
+            const float *a = chunk_output(st, p, input, n, i, t, &n0, &nc);
             float *d = st->d + (size_t)t * st->per_thread.out;
             for (int ch = 0; ch < c; ch++) {
                 float scale, shift;

@@ -6,7 +6,8 @@
  * and backward, the loss, the pooled stem output, every parameter gradient and the
  * running statistics must agree to rounding (the sums are taken in another order),
  * and so must an evaluation forward. Chunks of 1, 2, 3 samples and the default, with
- * and without micro-shards of 2 (chunks then end at shard boundaries). */
+ * and without micro-shards of 2 (chunks then end at shard boundaries), with the
+ * convolution's output recomputed by every pass and kept from the first. */
 #include "resnet.h"
 #include "rng.h"
 #include "testutil.h"
@@ -44,11 +45,11 @@ static double rel_diff_float(const float *a, const float *b, size_t n)
     return d / fmax(scale, 1e-3);
 }
 
-static void setup(struct resnet *m, bool fused, int chunk, int shard)
+static void setup(struct resnet *m, bool fused, int chunk, int shard, int keep)
 {
     const struct model_spec spec = {.depth = 18, .width = 4, .num_classes = 10, .in_channels = 1,
                                     .image_size = SIZE, .max_batch = N + 1, .shard = shard,
-                                    .fused_stem = fused, .stem_chunk = chunk};
+                                    .fused_stem = fused, .stem_chunk = chunk, .stem_keep = keep};
     resnet_init(m, &spec);
     resnet_init_params(m, INIT_XAVIER, 11);
     counter = 0; /* the same random BN parameters and input for both copies */
@@ -63,13 +64,16 @@ static void setup(struct resnet *m, bool fused, int chunk, int shard)
     memset(m->grads, 0, sizeof(double) * m->param_floats);
 }
 
-static void compare(int chunk, int shard)
+static void compare(int chunk, int shard, int keep)
 {
     struct resnet ref, fused;
-    setup(&ref, false, 0, shard);
-    setup(&fused, true, chunk, shard);
+    setup(&ref, false, 0, shard, 0);
+    setup(&fused, true, chunk, shard, keep);
+    EXPECT(fused.stem.keep == (keep > 0), "stem keeps its output: %d, asked %d", fused.stem.keep,
+           keep);
     char tag[64];
-    snprintf(tag, sizeof tag, "chunk %d shard %d", fused.stem.chunk, shard);
+    snprintf(tag, sizeof tag, "chunk %d shard %d %s", fused.stem.chunk, shard,
+             keep > 0 ? "kept" : "recomputed");
     const int32_t labels[N] = {3, 1, 4, 1, 5};
     int64_t c1 = 0, c2 = 0;
     double l1 = resnet_forward(&ref, N, labels, true, 1.0f / N, NULL, &c1);
@@ -119,11 +123,13 @@ static void compare(int chunk, int shard)
 
 int main(void)
 {
-    compare(0, 0);
-    compare(1, 0);
-    compare(2, 0);
-    compare(3, 0);
-    compare(2, 2);
-    compare(4, 2);
+    for (int keep = -1; keep <= 1; keep += 2) {
+        compare(0, 0, keep);
+        compare(1, 0, keep);
+        compare(2, 0, keep);
+        compare(3, 0, keep);
+        compare(2, 2, keep);
+        compare(4, 2, keep);
+    }
     return test_summary("test_stem");
 }
