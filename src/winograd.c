@@ -428,14 +428,14 @@ static inline void store_rows(const lanes *src, int len, float *const dst[LANES]
         for (int p = 0; p < np; p++) dst[p][k] = (accumulate ? dst[p][k] : 0.0f) + src[k][p];
 }
 
-/* The planes of a group: channel ch of samples n0 + g LANES + p of t (c, n, size),
- * the missing samples of a short group read from zero (never written: np). */
+/* The planes of a group: channel ch of samples n0 + g LANES + p, p < np, of t (c, n,
+ * size); returns np (below LANES at the end of a chunk: the transforms read zero rows
+ * for the missing samples). */
 static inline int group_planes(const float *t, const struct conv_shape *s, int ch, int n0, int nc,
-                               int g, size_t size, const float *zero, const float *plane[LANES])
+                               int g, size_t size, const float *plane[LANES])
 {
     const int first = g * LANES, np = nc - first < LANES ? nc - first : LANES;
-    for (int p = 0; p < LANES; p++)
-        plane[p] = p < np ? t + ((size_t)ch * s->n + n0 + first + p) * size : zero;
+    for (int p = 0; p < np; p++) plane[p] = t + ((size_t)ch * s->n + n0 + first + p) * size;
     return np;
 }
 
@@ -459,7 +459,7 @@ ALWAYS_INLINE void input_transform_m(const struct conv_shape *s, int c, const fl
     for (int ch = 0; ch < c; ch++)
         for (int g = 0; g < groups; g++) {
             const float *plane[LANES];
-            const int np = group_planes(x, s, ch, n0, nc, g, (size_t)h * w, zero_row, plane);
+            const int np = group_planes(x, s, ch, n0, nc, g, (size_t)h * w, plane);
             float *out = v + (size_t)ch * P + (size_t)g * LANES * ty_n * tx_n;
             for (int ty = 0; ty < ty_n; ty++) {
                 for (int i = 0; i < a; i++) {
@@ -571,7 +571,7 @@ ALWAYS_INLINE void gradient_transform_m(const struct conv_shape *s, int c, const
     for (int ch = 0; ch < c; ch++)
         for (int g = 0; g < groups; g++) {
             const float *plane[LANES];
-            const int np = group_planes(dy, s, ch, n0, nc, g, (size_t)ho * wo, zero_row, plane);
+            const int np = group_planes(dy, s, ch, n0, nc, g, (size_t)ho * wo, plane);
             float *out = z + (size_t)ch * P + (size_t)g * LANES * ty_n * tx_n;
             for (int ty = 0; ty < ty_n; ty++) {
                 for (int i = 0; i < m; i++) {
