@@ -43,16 +43,22 @@ struct reducer comm_world_reducer(double *seconds);
 struct grad_sync;
 
 struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap,
-                                   int float_wire);
+                                   int float_wire, int shared_memory);
 void grad_sync_begin_step(struct grad_sync *gs);
 void grad_sync_ready(void *gs, size_t ready_floats); /* matches grad_ready_hook */
 /* Returns seconds spent waiting. */
 double grad_sync_finish(struct grad_sync *gs);
 int grad_sync_buckets(const struct grad_sync *gs);
+/* How the sums are made, for the start-up line: "MPI_Iallreduce", "MPI_Allreduce",
+ * "shared memory" or "shared memory + MPI_Allreduce across nodes". */
+const char *grad_sync_method(const struct grad_sync *gs);
 /* With float_wire (and more than one rank) the buckets travel and are summed as floats,
  * like PyTorch DDP's: half the bytes. The sums are then these n floats (valid after
  * grad_sync_finish) and grads keeps this rank's own gradients; otherwise NULL and
- * the sums are in grads. */
+ * the sums are in grads. With shared_memory as well, and the same number (> 1) of
+ * ranks on every node, the wires of one node live in one MPI-3 shared window: the
+ * buckets are converted during backward and summed in grad_sync_finish by all local
+ * ranks together, each taking a slice (plus an allreduce of that slice across nodes). */
 const float *grad_sync_floats(const struct grad_sync *gs);
 void grad_sync_free(struct grad_sync *gs);
 

@@ -52,6 +52,7 @@ struct config {
     bool sync_bn;
     double bucket_mb;
     bool overlap;
+    bool shared_memory; /* sum gradients of the ranks on one node in shared memory */
     int shard_size;  /* samples per micro-shard; 0 = each rank's slice is one shard */
     double timeout;  /* seconds a rank may wait in one collective; 0 = no hang guard */
 

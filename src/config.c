@@ -124,6 +124,8 @@ static const struct key_spec keys[] = {
      .dmin = 0, .dmin_open = true, .dmax = 4096, .expected = "expected a number > 0 and <= 4096"},
     {.section = "dist", .key = "overlap", .kind = KIND_BOOL, .offset = FIELD(overlap),
      .expected = "expected true or false"},
+    {.section = "dist", .key = "shared_memory", .kind = KIND_BOOL, .offset = FIELD(shared_memory),
+     .expected = "expected true or false"},
     {.section = "dist", .key = "timeout", .kind = KIND_DOUBLE, .offset = FIELD(timeout),
      .dmin = 0, .dmax = 1e6, .expected = "expected seconds >= 0 and <= 1e6 (0 = no hang guard)"},
     {.section = "dist", .key = "shard_size", .kind = KIND_INT, .offset = FIELD(shard_size),
@@ -220,6 +222,7 @@ void config_defaults(struct config *cfg)
     cfg->sync_bn = true;
     cfg->bucket_mb = 25;
     cfg->overlap = true;
+    cfg->shared_memory = true;
     cfg->shard_size = 0;
     cfg->timeout = 600;
 

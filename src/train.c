@@ -103,7 +103,7 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
      * of bit-identical results on any number of ranks needs sums that do not depend
      * on the order in which the ranks' gradients are added (doubles, DESIGN.md). */
     t->grad_sync = grad_sync_create(t->model.grads, t->model.param_floats, cfg->bucket_mb,
-                                    cfg->overlap, cfg->shard_size == 0);
+                                    cfg->overlap, cfg->shard_size == 0, cfg->shared_memory);
     resnet_profile_enable(&t->model, cfg->profile);
 }
 
@@ -425,10 +425,11 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                t.image_size, t.image_size, (double)t.model.arena.size / 1048576.0,
                t.model.spec.max_batch, (double)t.model.param_floats * 16.0 / 1048576.0);
         printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); global batch "
-               "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s\n",
+               "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s, summed by %s\n",
                (long long)t.train_set.count, (long long)t.test_set.count, comm->world, t.threads,
                t.global_batch, (long long)t.steps_per_epoch, cfg->sync_bn ? "on" : "off",
-               grad_sync_buckets(t.grad_sync), cfg->overlap ? "on" : "off");
+               grad_sync_buckets(t.grad_sync), cfg->overlap ? "on" : "off",
+               comm->world > 1 ? grad_sync_method(t.grad_sync) : "none (one rank)");
         printf("# checkpoints in %s, metrics in %s\n", cfg->checkpoint_dir, metrics_path);
         fflush(stdout);
     }

@@ -124,7 +124,7 @@ static void test_defaults(void)
            "schedule defaults");
     EXPECT(c.seed == 0 && c.max_steps == 0 && c.threads == 0 && c.eval_batch_size == 0 && c.progress,
            "train defaults");
-    EXPECT(c.sync_bn && c.bucket_mb == 25 && c.overlap, "dist defaults");
+    EXPECT(c.sync_bn && c.bucket_mb == 25 && c.overlap && c.shared_memory, "dist defaults");
     EXPECT(strcmp(c.checkpoint_dir, "checkpoints") == 0 && c.checkpoint_every_steps == 0 &&
                c.checkpoint_every_epochs == 1 && c.checkpoint_keep == 3 &&
                strcmp(c.checkpoint_resume, "none") == 0,
@@ -416,7 +416,7 @@ static void test_override_errors(void)
                           "command line override 'dist.overlap=maybe': [dist] overlap: expected true or false");
     expect_override_error("dist.bucketmb=5",
                           "command line override 'dist.bucketmb=5': unknown key [dist] bucketmb "
-                          "(known keys: sync_bn, bucket_mb, overlap, timeout, shard_size)");
+                          "(known keys: sync_bn, bucket_mb, overlap, shared_memory, timeout, shard_size)");
     expect_override_error("distr.bucket_mb=5",
                           "command line override 'distr.bucket_mb=5': unknown section [distr] "
                           "(known sections: data, model, train, dist, checkpoint, metrics)");
@@ -441,7 +441,9 @@ static void expect_same(const struct config *a, const struct config *b)
     EXPECT(a->seed == b->seed && a->max_steps == b->max_steps && a->threads == b->threads &&
                a->eval_batch_size == b->eval_batch_size && a->progress == b->progress,
            "train");
-    EXPECT(a->sync_bn == b->sync_bn && a->bucket_mb == b->bucket_mb && a->overlap == b->overlap, "dist");
+    EXPECT(a->sync_bn == b->sync_bn && a->bucket_mb == b->bucket_mb && a->overlap == b->overlap &&
+               a->shared_memory == b->shared_memory,
+           "dist");
     EXPECT(strcmp(a->checkpoint_dir, b->checkpoint_dir) == 0 &&
                a->checkpoint_every_steps == b->checkpoint_every_steps &&
                a->checkpoint_every_epochs == b->checkpoint_every_epochs &&
@@ -517,6 +519,7 @@ static void test_format_round_trip(void)
     a.sync_bn = false;
     a.bucket_mb = 0.1;
     a.overlap = false;
+    a.shared_memory = false;
     strcpy(a.checkpoint_dir, "/tmp/ck=1");
     a.checkpoint_every_steps = 100;
     a.checkpoint_every_epochs = 0;
