@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "grad.h"
 #include "reducer.h"
 
 #define BN_EPS 1e-5f
@@ -60,7 +61,7 @@ void batchnorm_relu_mask(int c, size_t m, const float *x, const float *gamma, co
  * (gradients are summed over ranks later, like every other parameter). dx may alias dy.
  * work: (2c) doubles. */
 void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const float *gamma,
-                        const struct bn_saved *saved, float *dx, double *dgamma, double *dbeta,
-                        const struct reducer *red, double *work);
+                        const struct bn_saved *saved, float *dx, struct grad dgamma,
+                        struct grad dbeta, const struct reducer *red, double *work);
 
 #endif

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "grad.h"
+
 #define CONV_MAX_K 7
 
 struct conv_shape {
@@ -79,11 +81,11 @@ struct conv_workspace {
 void conv2d_forward(const struct conv_shape *s, const float *x, const float *w, const float *b,
                     float *y, const struct conv_workspace *ws);
 
-/* Given dy (cout, n, ho, wo): dw (cout, cin, k, k) += dL/dw, db (cout) += dL/db (both
- * double accumulators), and, if dx != NULL, dx (cin, n, h, w) = dL/dx (or += when
- * accumulate_dx). */
+/* Given dy (cout, n, ho, wo): dw (cout, cin, k, k) += dL/dw, db (cout) += dL/db (db
+ * with neither pointer set: no bias), and, if dx != NULL, dx (cin, n, h, w) = dL/dx
+ * (or += when accumulate_dx). */
 void conv2d_backward(const struct conv_shape *s, const float *x, const float *w, const float *dy,
-                     double *dw, double *db, float *dx, bool accumulate_dx,
+                     struct grad dw, struct grad db, float *dx, bool accumulate_dx,
                      const struct conv_workspace *ws);
 
 #endif

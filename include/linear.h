@@ -3,13 +3,15 @@
 #ifndef RESNET_DDP_LINEAR_H
 #define RESNET_DDP_LINEAR_H
 
+#include "grad.h"
+
 /* y (n, out) = x^T (n, in) . w^T (in, out) + b (out), with x (in, n), w (out, in). */
 void linear_forward(int n, int in, int out, const float *x, const float *w, const float *b,
                     float *y);
-/* dw (out, in) += dy^T x^T; db (out) += sum over n of dy (double accumulators, the
- * weight gradient computed one micro-shard of `shard` samples at a time into the
- * float scratch dw_tmp (out, in), as conv does); dx (in, n) = w^T dy^T (if dx). */
+/* dw (out, in) += dy^T x^T; db (out) += sum over n of dy (the weight gradient computed
+ * one micro-shard of `shard` samples at a time into the float scratch dw_tmp (out,
+ * in), as conv does); dx (in, n) = w^T dy^T (if dx). */
 void linear_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
-                     double *dw, double *db, float *dx, int shard, float *dw_tmp);
+                     struct grad dw, struct grad db, float *dx, int shard, float *dw_tmp);
 
 #endif

@@ -131,7 +131,9 @@ struct resnet {
     size_t param_floats;   /* arena length including alignment padding */
     size_t trainable;      /* sum of counts (no padding) */
     float *weights, *momentum;
-    double *grads;
+    double *grads;         /* NULL after resnet_use_float_grads */
+    float *float_grads;    /* NULL unless resnet_use_float_grads */
+    bool float_grads_borrowed;
 
     /* BN running statistics (running_mean, running_var) and num_batches_tracked. */
     int nbuffers;
@@ -194,6 +196,12 @@ struct grad_ready_hook {
  * caller zeroes them once per step). */
 void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                      const struct grad_ready_hook *hook);
+
+/* From now on backward adds into float gradients (grad.h: bit for bit the doubles'
+ * rounding after one backward from zero), in storage (param_floats floats, zeroed,
+ * the caller's, outliving the model) or, if NULL, the model's own. The double
+ * gradients are freed. */
+void resnet_use_float_grads(struct resnet *m, float *storage);
 
 /* Lookups by PyTorch state_dict name; -1 if absent. */
 int resnet_find_param(const struct resnet *m, const char *name);

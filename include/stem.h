@@ -69,7 +69,7 @@ struct stem_params {
     const float *w, *b, *gamma, *beta;
     float *running_mean, *running_var;
     struct bn_saved *saved;
-    double *dw, *db, *dgamma, *dbeta;
+    struct grad dw, db, dgamma, dbeta;
 };
 
 /* Samples per chunk for a convolution of this shape: about 1 MB of buffers per

@@ -110,8 +110,8 @@ void batchnorm_relu_mask(int c, size_t m, const float *x, const float *gamma, co
 }
 
 void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const float *gamma,
-                        const struct bn_saved *saved, float *dx, double *dgamma, double *dbeta,
-                        const struct reducer *red, double *work)
+                        const struct bn_saved *saved, float *dx, struct grad dgamma,
+                        struct grad dbeta, const struct reducer *red, double *work)
 {
     double *sum_dy = work, *sum_dy_xhat = work + c;
 #pragma omp parallel for schedule(static)
@@ -128,8 +128,8 @@ void batchnorm_backward(int c, size_t m, const float *x, const float *dy, const 
         sum_dy_xhat[ch] = sx;
         /* The parameter gradients take the local sums: the gradient allreduce adds
          * the other ranks' shares, as for any other parameter. */
-        dbeta[ch] += s;
-        dgamma[ch] += sx;
+        grad_add(dbeta, (size_t)ch, s);
+        grad_add(dgamma, (size_t)ch, sx);
     }
     reducer_sum(red, work, 2 * (size_t)c);
     const double n = saved->count;

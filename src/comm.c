@@ -192,30 +192,30 @@ struct reducer comm_world_reducer(double *seconds)
 /* ---- gradient synchronization ------------------------------------------------------ */
 
 struct grad_sync {
-    double *grads;
-    float *wire;           /* the sums as floats (float wire), or NULL */
+    double *grads;         /* double gradients, or NULL */
+    float *floats;         /* float gradients, or NULL */
     size_t n;
     int overlap;
     int nbuckets;
     size_t *bounds;        /* (nbuckets + 1) bucket edges in floats */
     MPI_Request *requests; /* (nbuckets) */
     int started;           /* buckets [0, started) are in flight or done */
-    struct node_sum *node; /* summing in shared memory, or NULL */
+    struct node_sum *node; /* float sums in shared memory, or NULL */
 };
 
-/* ---- summing the float wire in the node's shared memory --------------------------
+/* ---- summing the float gradients in the node's shared memory ----------------------
  * Open MPI moves a 45 MB float allreduce between 2 ranks of one machine in 22 ms:
  * through its shared-memory FIFOs every float is copied, sent and summed by both
- * ranks. With the wires in one MPI-3 shared window each rank instead sums its 1/L
- * slice of all L wires and writes the sum into every wire: 3 ms. Across nodes the
- * slice is then allreduced with the ranks of the same local rank on the other nodes
- * (hierarchical, like Horovod's). */
+ * ranks. With the gradients of a node's ranks in one MPI-3 shared window each rank
+ * instead sums its 1/L slice of all L arrays and writes the sum into every array:
+ * 3 ms. Across nodes the slice is then allreduced with the ranks of the same local
+ * rank on the other nodes (hierarchical, like Horovod's). */
 struct node_sum {
     MPI_Comm node;   /* the ranks sharing this window */
     MPI_Comm cross;  /* same local rank on every node, or MPI_COMM_NULL (one node) */
     MPI_Win win;
     int local, local_n;
-    float **wires;   /* (local_n) every local rank's wire, mapped here */
+    float **arrays;  /* (local_n) every local rank's gradients, mapped here */
     size_t lo, hi;   /* this rank's slice */
 };
 
@@ -238,9 +238,10 @@ static int backing_has_room(double bytes)
     return (double)fs.f_bavail * (double)fs.f_frsize > 1.25 * bytes;
 }
 
-/* Collective over all ranks: the shared window, or NULL where it does not apply (one
- * rank per node, nodes of different sizes, no room), which every rank agrees on. */
-static struct node_sum *node_sum_create(size_t n, float **wire)
+/* Collective over all ranks: the shared window (this rank's n zeroed floats in
+ * *floats), or NULL where it does not apply (one rank per node, nodes of different
+ * sizes, no room), which every rank agrees on. */
+static struct node_sum *node_sum_create(size_t n, float **floats)
 {
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, comm_rank, MPI_INFO_NULL, &node);
@@ -255,7 +256,7 @@ static struct node_sum *node_sum_create(size_t n, float **wire)
     }
     MPI_Comm_size(node, &local_n);
     /* Usable only if every node has the same number of ranks, more than one, and room
-     * for its wires: min and max of local_n, and min of "room", over all ranks. */
+     * for its arrays: min and max of local_n, and min of "room", over all ranks. */
     const size_t bytes = (n ? n : 1) * sizeof(float);
     int mine[3] = {local_n, -local_n, backing_has_room((double)bytes * local_n)}, all[3];
     MPI_Allreduce(mine, all, 3, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
@@ -270,14 +271,15 @@ static struct node_sum *node_sum_create(size_t n, float **wire)
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each segment on its own pages */
-    MPI_Win_allocate_shared((MPI_Aint)bytes, sizeof(float), info, node, wire, &ns->win);
+    MPI_Win_allocate_shared((MPI_Aint)bytes, sizeof(float), info, node, floats, &ns->win);
     MPI_Info_free(&info);
     MPI_Win_lock_all(MPI_MODE_NOCHECK, ns->win); /* for MPI_Win_sync */
-    ns->wires = xcalloc((size_t)local_n, sizeof *ns->wires);
+    memset(*floats, 0, bytes);
+    ns->arrays = xcalloc((size_t)local_n, sizeof *ns->arrays);
     for (int r = 0; r < local_n; r++) {
         MPI_Aint size;
         int unit;
-        MPI_Win_shared_query(ns->win, r, &size, &unit, &ns->wires[r]);
+        MPI_Win_shared_query(ns->win, r, &size, &unit, &ns->arrays[r]);
     }
     /* Slice edges on 64-byte lines, so no two ranks write one cache line. */
     ns->lo = (n * (size_t)local / (size_t)local_n) & ~(size_t)15;
@@ -288,7 +290,7 @@ static struct node_sum *node_sum_create(size_t n, float **wire)
     return ns;
 }
 
-/* Every local wire's writes visible to every local rank (MPI-3 unified model). */
+/* Every local rank's writes visible to every local rank (MPI-3 unified model). */
 static void node_fence(struct node_sum *ns)
 {
     MPI_Win_sync(ns->win);
@@ -296,28 +298,29 @@ static void node_fence(struct node_sum *ns)
     MPI_Win_sync(ns->win);
 }
 
-/* All wires on this node (and, through cross, on every node) end up holding the sum. */
+/* All arrays on this node (and, through cross, on every node) end up holding the sum. */
 static void node_sum_run(struct node_sum *ns)
 {
     guard_enter("MPI_Barrier (gradients in shared memory)");
     node_fence(ns);
-    float *const *w = ns->wires;
+    float *const *a = ns->arrays;
     const int L = ns->local_n;
-    float *own = w[ns->local];
+    float *own = a[ns->local];
     enum { BLOCK = 2048 };
-    /* Sums in local rank order, so every rank's copy has the same bits. */
+    /* Sums in local rank order, so every rank's copy has the same bits. Each rank
+     * reads and writes only its own slice of every array. */
 #pragma omp parallel for schedule(static)
     for (size_t b = ns->lo; b < ns->hi; b += BLOCK) {
         const size_t e = b + BLOCK < ns->hi ? b + BLOCK : ns->hi;
         float sum[BLOCK];
-        for (size_t i = b; i < e; i++) sum[i - b] = w[0][i];
+        for (size_t i = b; i < e; i++) sum[i - b] = a[0][i];
         for (int r = 1; r < L; r++)
-            for (size_t i = b; i < e; i++) sum[i - b] += w[r][i];
+            for (size_t i = b; i < e; i++) sum[i - b] += a[r][i];
         for (size_t i = b; i < e; i++) own[i] = sum[i - b];
         if (ns->cross != MPI_COMM_NULL) continue; /* the others get it after the allreduce */
         for (int r = 0; r < L; r++)
             if (r != ns->local)
-                for (size_t i = b; i < e; i++) w[r][i] = sum[i - b];
+                for (size_t i = b; i < e; i++) a[r][i] = sum[i - b];
     }
     if (ns->cross != MPI_COMM_NULL) {
         guard_enter("MPI_Allreduce (gradients across nodes)");
@@ -326,7 +329,7 @@ static void node_sum_run(struct node_sum *ns)
             MPI_Allreduce(MPI_IN_PLACE, own + off, (int)len, MPI_FLOAT, MPI_SUM, ns->cross);
         }
         for (int r = 0; r < L; r++)
-            if (r != ns->local) memcpy(w[r] + ns->lo, own + ns->lo, (ns->hi - ns->lo) * sizeof(float));
+            if (r != ns->local) memcpy(a[r] + ns->lo, own + ns->lo, (ns->hi - ns->lo) * sizeof(float));
         guard_enter("MPI_Barrier (gradients in shared memory)");
     }
     node_fence(ns);
@@ -340,18 +343,18 @@ static void node_sum_free(struct node_sum *ns)
     MPI_Win_free(&ns->win);
     if (ns->cross != MPI_COMM_NULL) MPI_Comm_free(&ns->cross);
     MPI_Comm_free(&ns->node);
-    free(ns->wires);
+    free(ns->arrays);
     free(ns);
 }
 
 struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap,
-                                   int float_wire, int shared_memory)
+                                   int shared_memory)
 {
     struct grad_sync *gs = xcalloc(1, sizeof *gs);
     gs->grads = grads;
-    if (float_wire && comm_world_size > 1) {
-        if (shared_memory) gs->node = node_sum_create(n, &gs->wire);
-        if (!gs->node) gs->wire = xcalloc(n ? n : 1, sizeof *gs->wire);
+    if (!grads) {
+        if (shared_memory && comm_world_size > 1) gs->node = node_sum_create(n, &gs->floats);
+        if (!gs->node) gs->floats = xcalloc(n ? n : 1, sizeof *gs->floats);
     }
     gs->n = n;
     gs->overlap = overlap;
@@ -368,38 +371,24 @@ struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, in
 
 void grad_sync_begin_step(struct grad_sync *gs) { gs->started = 0; }
 
-/* Bucket b's floats for the wire. */
-static void to_wire(struct grad_sync *gs, int b)
-{
-    const size_t lo = gs->bounds[b], hi = gs->bounds[b + 1];
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = lo; i < hi; i++) gs->wire[i] = (float)gs->grads[i];
-}
-
 static void start_bucket(struct grad_sync *gs, int b)
 {
     size_t lo = gs->bounds[b], hi = gs->bounds[b + 1];
-    if (gs->node) { /* summed all at once in grad_sync_finish */
-        to_wire(gs, b);
-        return;
-    }
-    if (gs->wire) {
-        to_wire(gs, b);
-        MPI_Iallreduce(MPI_IN_PLACE, gs->wire + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
+    if (gs->floats)
+        MPI_Iallreduce(MPI_IN_PLACE, gs->floats + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
                        MPI_COMM_WORLD, &gs->requests[b]);
-        return;
-    }
-    MPI_Iallreduce(MPI_IN_PLACE, gs->grads + lo, (int)(hi - lo), MPI_DOUBLE, MPI_SUM,
-                   MPI_COMM_WORLD, &gs->requests[b]);
+    else
+        MPI_Iallreduce(MPI_IN_PLACE, gs->grads + lo, (int)(hi - lo), MPI_DOUBLE, MPI_SUM,
+                       MPI_COMM_WORLD, &gs->requests[b]);
 }
 
 void grad_sync_ready(void *ctx, size_t ready_floats)
 {
     struct grad_sync *gs = ctx;
-    if (comm_world_size == 1 || !gs->overlap) return;
+    /* Shared-memory sums wait for the end of backward. */
+    if (comm_world_size == 1 || !gs->overlap || gs->node) return;
     while (gs->started < gs->nbuckets && gs->bounds[gs->started + 1] <= ready_floats)
         start_bucket(gs, gs->started++);
-    if (gs->node) return;
     /* Open MPI progresses non-blocking collectives only inside MPI calls. */
     int flag;
     if (gs->started > 0) MPI_Testall(gs->started, gs->requests, &flag, MPI_STATUSES_IGNORE);
@@ -410,7 +399,6 @@ double grad_sync_finish(struct grad_sync *gs)
     if (comm_world_size == 1) return 0.0;
     double t0 = MPI_Wtime();
     if (gs->node) {
-        while (gs->started < gs->nbuckets) start_bucket(gs, gs->started++);
         node_sum_run(gs->node);
         return MPI_Wtime() - t0;
     }
@@ -419,12 +407,10 @@ double grad_sync_finish(struct grad_sync *gs)
          * 25 MB pieces 23 ms. */
         for (int b = 0; b < gs->nbuckets; b++) {
             const size_t lo = gs->bounds[b], len = gs->bounds[b + 1] - lo;
-            if (gs->wire) {
-                to_wire(gs, b);
-                comm_allreduce_sum_float(gs->wire + lo, len);
-            } else {
+            if (gs->floats)
+                comm_allreduce_sum_float(gs->floats + lo, len);
+            else
                 comm_allreduce_sum_double(gs->grads + lo, len);
-            }
         }
         return MPI_Wtime() - t0;
     }
@@ -435,9 +421,7 @@ double grad_sync_finish(struct grad_sync *gs)
     return MPI_Wtime() - t0;
 }
 
-int grad_sync_buckets(const struct grad_sync *gs) { return gs->overlap ? gs->nbuckets : 1; }
-
-const float *grad_sync_floats(const struct grad_sync *gs) { return gs->wire; }
+int grad_sync_buckets(const struct grad_sync *gs) { return gs->overlap && !gs->node ? gs->nbuckets : 1; }
 
 const char *grad_sync_method(const struct grad_sync *gs)
 {
@@ -447,13 +431,15 @@ const char *grad_sync_method(const struct grad_sync *gs)
     return gs->overlap ? "MPI_Iallreduce" : "MPI_Allreduce";
 }
 
+float *grad_sync_floats(const struct grad_sync *gs) { return gs->floats; }
+
 void grad_sync_free(struct grad_sync *gs)
 {
     if (!gs) return;
     if (gs->node)
-        node_sum_free(gs->node); /* the wire is the window's */
+        node_sum_free(gs->node); /* the floats are the window's */
     else
-        free(gs->wire);
+        free(gs->floats);
     free(gs->bounds);
     free(gs->requests);
     free(gs);

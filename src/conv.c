@@ -295,7 +295,7 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
  * input gradient, chunk by chunk. The two loops take turns with the one transformed
  * filter bank in ws->wino (at 96x96's last stage a bank is 26 MB). */
 static void winograd_backward(const struct conv_shape *s, const float *x, const float *w_all,
-                              const float *dy, double *dw, float *dx, bool accumulate_dx,
+                              const float *dy, struct grad dw, float *dx, bool accumulate_dx,
                               const struct conv_workspace *ws, int shard, int step)
 {
     const size_t wsize = (size_t)s->cout * s->cin * 9;
@@ -308,8 +308,7 @@ static void winograd_backward(const struct conv_shape *s, const float *x, const 
             TIMED(ws, gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, bank, ws->col));
         }
         TIMED(ws, transform, winograd_filter_gradient(s, bank, ws->dw));
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < wsize; i++) dw[i] += (double)ws->dw[i];
+        grad_add_floats(dw, ws->dw, wsize);
     }
     if (!dx) return;
     TIMED(ws, transform, winograd_transform_filter_flipped(s, w_all, bank));
@@ -325,7 +324,7 @@ static void winograd_backward(const struct conv_shape *s, const float *x, const 
 /* conv2d_backward's gradients on a tiny map: per shard, the tap-major weight
  * gradient sums over the shard's chunks, then joins dw's live taps. */
 static void tinymap_backward_all(const struct conv_shape *s, const float *x, const float *w_all,
-                                 const float *dy, double *dw, float *dx, bool accumulate_dx,
+                                 const float *dy, struct grad dw, float *dx, bool accumulate_dx,
                                  const struct conv_workspace *ws, int shard, int step)
 {
     TIMED(ws, transform, tinymap_transpose_weights(s, w_all, ws->wtap));
@@ -340,25 +339,25 @@ static void tinymap_backward_all(const struct conv_shape *s, const float *x, con
 #pragma omp parallel for schedule(static)
         for (size_t r = 0; r < pairs; r++)
             for (int t = 0; t < s->ntaps; t++)
-                dw[r * kk + s->taps[t]] += (double)ws->dw[t * pairs + r];
+                grad_add(dw, r * kk + s->taps[t], ws->dw[t * pairs + r]);
     }
 }
 
 void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_all,
-                     const float *dy, double *dw, double *db, float *dx, bool accumulate_dx,
-                     const struct conv_workspace *ws)
+                     const float *dy, struct grad dw, struct grad db, float *dx,
+                     bool accumulate_dx, const struct conv_workspace *ws)
 {
     const int kdim = s->cin * s->ntaps;
     const size_t hw_out = (size_t)s->ho * s->wo, wsize = (size_t)s->cout * kdim;
     const int ldy = (int)(s->n * hw_out);
-    if (db)
+    if (db.d || db.f)
 #pragma omp parallel for schedule(static)
         for (int c = 0; c < s->cout; c++) {
             const float *row = dy + (size_t)c * ldy;
             double acc = 0.0;
 #pragma omp simd reduction(+ : acc) /* one double chain ran at a quarter of the loads' rate */
             for (int i = 0; i < ldy; i++) acc += (double)row[i];
-            db[c] += acc;
+            grad_add(db, (size_t)c, acc);
         }
     if (s->n == 0) return;
     const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
@@ -400,13 +399,12 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
         /* One shard's weight gradient joins the double accumulator (live taps only:
          * the others' gradient is exactly zero). */
         if (all_taps_live(s)) {
-#pragma omp parallel for simd schedule(static)
-            for (size_t i = 0; i < wsize; i++) dw[i] += (double)ws->dw[i];
+            grad_add_floats(dw, ws->dw, wsize);
         } else {
             const size_t kk = (size_t)s->k * s->k, rows = (size_t)s->cout * s->cin;
             for (size_t r = 0; r < rows; r++)
                 for (int t = 0; t < s->ntaps; t++)
-                    dw[r * kk + s->taps[t]] += (double)ws->dw[r * s->ntaps + t];
+                    grad_add(dw, r * kk + s->taps[t], ws->dw[r * s->ntaps + t]);
         }
     }
 }

@@ -15,19 +15,19 @@ void linear_forward(int n, int in, int out, const float *x, const float *w, cons
 }
 
 void linear_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
-                     double *dw, double *db, float *dx, int shard, float *dw_tmp)
+                     struct grad dw, struct grad db, float *dx, int shard, float *dw_tmp)
 {
     for (int o = 0; o < out; o++) {
         double acc = 0.0;
         for (int i = 0; i < n; i++) acc += (double)dy[(size_t)i * out + o];
-        db[o] += acc;
+        grad_add(db, (size_t)o, acc);
     }
     if (n == 0) return;
     if (shard <= 0 || shard > n) shard = n;
     for (int s0 = 0; s0 < n; s0 += shard) {
         int ns = n - s0 < shard ? n - s0 : shard;
         gemm(true, true, out, in, ns, 1.0f, dy + (size_t)s0 * out, out, x + s0, n, 0.0f, dw_tmp, in);
-        for (size_t i = 0; i < (size_t)out * in; i++) dw[i] += (double)dw_tmp[i];
+        grad_add_floats(dw, dw_tmp, (size_t)out * in);
     }
     if (dx) gemm(true, true, in, n, out, 1.0f, w, in, dy, out, 0.0f, dx, n);
 }

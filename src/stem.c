@@ -156,13 +156,13 @@ static inline void train_affine(const struct stem_params *p, int ch, float *scal
 
 /* out[j] += sum over chunks i, in chunk order, of sums[i * stride + j], j < count. */
 static void add_chunk_sums(int nchunks, size_t stride, size_t count, const double *sums,
-                           double *out)
+                           struct grad out)
 {
 #pragma omp parallel for schedule(static)
     for (size_t j = 0; j < count; j++) {
         double s = 0.0;
         for (int i = 0; i < nchunks; i++) s += sums[(size_t)i * stride + j];
-        out[j] += s;
+        grad_add(out, j, s);
     }
 }
 
@@ -280,7 +280,7 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
             }
         }
         for (int i = 0; i < 2 * c; i++) work[i] = 0.0;
-        add_chunk_sums(nchunks, 2 * (size_t)c, 2 * (size_t)c, st->sums, work);
+        add_chunk_sums(nchunks, 2 * (size_t)c, 2 * (size_t)c, st->sums, grad_of_doubles(work));
         if (!batchnorm_finish_stats(c, (double)n * conv_plane, p->saved, p->running_mean,
                                     p->running_var, red, work))
             return;
@@ -374,11 +374,11 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
         }
     }
     for (int i = 0; i < 2 * c; i++) work[i] = 0.0;
-    add_chunk_sums(nchunks, 2 * (size_t)c, 2 * (size_t)c, st->sums, work);
+    add_chunk_sums(nchunks, 2 * (size_t)c, 2 * (size_t)c, st->sums, grad_of_doubles(work));
     /* This rank's shares are its parameter gradients (summed over ranks later). */
     for (int ch = 0; ch < c; ch++) {
-        p->dbeta[ch] += sum_dy[ch];
-        p->dgamma[ch] += sum_dy_xhat[ch];
+        grad_add(p->dbeta, (size_t)ch, sum_dy[ch]);
+        grad_add(p->dgamma, (size_t)ch, sum_dy_xhat[ch]);
     }
     reducer_sum(red, work, 2 * (size_t)c);
     const double count = sv->count;
@@ -427,7 +427,8 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
             struct conv_shape cs = st->conv;
             cs.n = nc;
             const struct conv_workspace ws = thread_workspace(st, t);
-            conv2d_backward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, d, g, g + nw, NULL, false,
+            conv2d_backward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, d, grad_of_doubles(g),
+                            grad_of_doubles(g + nw), NULL, false,
                             &ws);
         }
     }

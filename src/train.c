@@ -99,11 +99,14 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
     sgd_init(&t->opt, cfg);
     t->bn_reducer = cfg->sync_bn ? comm_world_reducer(&t->bn_sync_seconds)
                                  : (struct reducer){NULL, NULL};
-    /* Floats on the wire, as in PyTorch DDP, except with micro-shards: their promise
-     * of bit-identical results on any number of ranks needs sums that do not depend
-     * on the order in which the ranks' gradients are added (doubles, DESIGN.md). */
-    t->grad_sync = grad_sync_create(t->model.grads, t->model.param_floats, cfg->bucket_mb,
-                                    cfg->overlap, cfg->shard_size == 0, cfg->shared_memory);
+    /* Float gradients, summed as floats as in PyTorch DDP, except with micro-shards:
+     * their promise of bit-identical results on any number of ranks needs sums that do
+     * not depend on the order in which the ranks' gradients are added (doubles,
+     * DESIGN.md). grad_sync owns float gradients: they may have to be shared memory. */
+    const bool float_grads = cfg->shard_size == 0;
+    t->grad_sync = grad_sync_create(float_grads ? NULL : t->model.grads, t->model.param_floats,
+                                    cfg->bucket_mb, cfg->overlap, cfg->shared_memory);
+    if (float_grads) resnet_use_float_grads(&t->model, grad_sync_floats(t->grad_sync));
     resnet_profile_enable(&t->model, cfg->profile);
 }
 
@@ -144,7 +147,10 @@ double trainer_step(struct trainer *t)
     double t1 = timer_now();
     const double bn0 = t->bn_sync_seconds;
 
-    memset(m->grads, 0, sizeof(double) * m->param_floats);
+    if (m->float_grads)
+        memset(m->float_grads, 0, sizeof(float) * m->param_floats);
+    else
+        memset(m->grads, 0, sizeof(double) * m->param_floats);
     int64_t correct = 0;
     double loss = resnet_forward(m, n, t->labels, true, 1.0f / (float)g, &t->bn_reducer,
                                  &correct);
@@ -156,9 +162,8 @@ double trainer_step(struct trainer *t)
     double wait = grad_sync_finish(t->grad_sync);
     double t4 = timer_now();
     float lr = (float)lr_at_step(t->cfg, t->global_step, t->steps_per_epoch);
-    const float *summed = grad_sync_floats(t->grad_sync);
-    if (summed)
-        sgd_step_float(&t->opt, lr, m->param_floats, m->weights, summed, m->momentum);
+    if (m->float_grads)
+        sgd_step_float(&t->opt, lr, m->param_floats, m->weights, m->float_grads, m->momentum);
     else
         sgd_step(&t->opt, lr, m->param_floats, m->weights, m->grads, m->momentum);
     double t5 = timer_now();
@@ -423,7 +428,7 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                "gradients + momentum\n",
                cfg->depth, t.model.trainable, resnet_flops_per_image(&t.model) / 1e6,
                t.image_size, t.image_size, (double)t.model.arena.size / 1048576.0,
-               t.model.spec.max_batch, (double)t.model.param_floats * 16.0 / 1048576.0);
+               t.model.spec.max_batch, (double)t.model.param_floats * (t.model.float_grads ? 12.0 : 16.0) / 1048576.0);
         printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); global batch "
                "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s, summed by %s\n",
                (long long)t.train_set.count, (long long)t.test_set.count, comm->world, t.threads,

@@ -224,7 +224,7 @@ static void check_single(const char *tag, struct bn_data *d, double tol)
         db[ch] = db0[ch] = urand(-1, 1);
     }
     for (size_t i = 0; i < n; i++) dx[i] = NAN;
-    batchnorm_backward(c, m, d->x, d->r, d->gamma, &saved, dx, dg, db, NULL, work);
+    batchnorm_backward(c, m, d->x, d->r, d->gamma, &saved, dx, grad_of_doubles(dg), grad_of_doubles(db), NULL, work);
     ref_fd(c, m, d->xd, d->gd, d->bd, d->rd, d->xd, n, want);
     to_double(dx, got, n);
     snprintf(name, sizeof name, "%s: dx vs finite differences", tag);
@@ -241,7 +241,7 @@ static void check_single(const char *tag, struct bn_data *d, double tol)
     /* dx may alias dy */
     float *inplace = xalloc(sizeof(float) * n);
     memcpy(inplace, d->r, sizeof(float) * n);
-    batchnorm_backward(c, m, d->x, inplace, d->gamma, &saved, inplace, dg, db, NULL, work);
+    batchnorm_backward(c, m, d->x, inplace, d->gamma, &saved, inplace, grad_of_doubles(dg), grad_of_doubles(db), NULL, work);
     EXPECT(memcmp(inplace, dx, sizeof(float) * n) == 0, "%s: dx aliased to dy differs", tag);
 
     free(inplace);
@@ -281,7 +281,7 @@ static void check_constant_channel(void)
     for (int i = 0; i < M; i++) ok &= fabsf(y[i] - beta) < 1e-6f;
     EXPECT(ok, "constant channel: y != beta");
     EXPECT(fabs((double)rv - 0.9) < 1e-7, "constant channel: running_var %g, want 0.9", (double)rv);
-    batchnorm_backward(1, M, x, dy, &gamma, &saved, dx, &dg, &db, NULL, work);
+    batchnorm_backward(1, M, x, dy, &gamma, &saved, dx, grad_of_doubles(&dg), grad_of_doubles(&db), NULL, work);
     ok = 1;
     for (int i = 0; i < M; i++) ok &= isfinite(dx[i]);
     EXPECT(ok && isfinite(dg) && isfinite(db), "constant channel: non-finite gradients");
@@ -340,8 +340,8 @@ static void *rank_main(void *arg)
     struct rank_job *j = arg;
     batchnorm_forward_train(j->c, j->m, j->x, j->gamma, j->beta, j->y, &j->saved, j->rm, j->rv,
                             &j->red, j->work);
-    batchnorm_backward(j->c, j->m, j->x, j->dy, j->gamma, &j->saved, j->dx, j->dgamma, j->dbeta,
-                       &j->red, j->work);
+    batchnorm_backward(j->c, j->m, j->x, j->dy, j->gamma, &j->saved, j->dx, grad_of_doubles(j->dgamma),
+                       grad_of_doubles(j->dbeta), &j->red, j->work);
     return NULL;
 }
 
@@ -373,7 +373,7 @@ static void check_sync(int nranks, const size_t *split)
                              xalloc(sizeof(float) * (size_t)c), 0};
     double *work = xalloc(sizeof(double) * (2 * (size_t)c + 1));
     batchnorm_forward_train(c, m, d.x, d.gamma, d.beta, y, &saved, rm, rv, NULL, work);
-    batchnorm_backward(c, m, d.x, d.r, d.gamma, &saved, dx, dg, db, NULL, work);
+    batchnorm_backward(c, m, d.x, d.r, d.gamma, &saved, dx, grad_of_doubles(dg), grad_of_doubles(db), NULL, work);
 
     /* The same batch over simulated ranks. */
     struct fake_group group;

@@ -246,7 +246,7 @@ static void check_shard_split(const char *tag, const struct conv_shape *s, const
         conv2d_forward(&part, xs, w, b, ys, ws);
         take_samples(y_whole, s->cout, s->n, yplane, n0, nc, cmp);
         y_same &= memcmp(ys, cmp, sizeof(float) * (size_t)s->cout * nc * yplane) == 0;
-        conv2d_backward(&part, xs, w, rs, dw, db, dxs, false, ws);
+        conv2d_backward(&part, xs, w, rs, grad_of_doubles(dw), grad_of_doubles(db), dxs, false, ws);
         take_samples(dx_whole, s->cin, s->n, xplane, n0, nc, cmp);
         dx_same &= memcmp(dxs, cmp, sizeof(float) * (size_t)s->cin * nc * xplane) == 0;
         free(xs);
@@ -413,7 +413,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
             for (size_t i = 0; i < nw; i++) dw[i] = dw0[i] = urand(-1, 1);
             for (size_t i = 0; i < nb; i++) db[i] = db0[i] = urand(-1, 1);
             for (size_t i = 0; i < nx; i++) dx[i] = NAN;
-            conv2d_backward(&s, x, w, r, dw, db, dx, false, &ws);
+            conv2d_backward(&s, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), dx, false, &ws);
             for (size_t i = 0; i < nw; i++) {
                 got[i] = dw[i];
                 want[i] = dw0[i] + gw[i];
@@ -437,7 +437,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
                 conv2d_forward(&s, x, w, b, y, &ws);
                 for (size_t i = 0; i < nw; i++) dw[i] = 0.0;
                 for (size_t i = 0; i < nb; i++) db[i] = 0.0;
-                conv2d_backward(&s, x, w, r, dw, db, dx, false, &ws);
+                conv2d_backward(&s, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), dx, false, &ws);
                 check_shard_split(where, &s, x, w, b, r, &ws, y, dw, db, dx);
             }
 
@@ -445,7 +445,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
             for (size_t i = 0; i < nx; i++) dx[i] = dx0[i] = (float)urand(-2, 2);
             for (size_t i = 0; i < nw; i++) dw[i] = 0.0;
             for (size_t i = 0; i < nb; i++) db[i] = 0.0;
-            conv2d_backward(&s, x, w, r, dw, db, dx, true, &ws);
+            conv2d_backward(&s, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), dx, true, &ws);
             for (size_t i = 0; i < nx; i++) {
                 got[i] = (double)dx[i];
                 want[i] = (double)dx0[i] + gx[i];
@@ -459,7 +459,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
             /* backward without an input gradient */
             for (size_t i = 0; i < nw; i++) dw[i] = 0.0;
             for (size_t i = 0; i < nb; i++) db[i] = 0.0;
-            conv2d_backward(&s, x, w, r, dw, db, NULL, false, &ws);
+            conv2d_backward(&s, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), NULL, false, &ws);
             snprintf(name, sizeof name, "%s: dw (dx NULL)", where);
             expect_close(name, dw, gw, nw, TOL);
             snprintf(name, sizeof name, "%s: db (dx NULL)", where);
@@ -508,7 +508,7 @@ static void check_empty_batch(void)
     }
     struct conv_workspace ws = {col, sizeof col / sizeof col[0], ws_dw, 0, NULL, NULL, NULL};
     conv2d_forward(&s, x, w, b, y, &ws);
-    conv2d_backward(&s, x, w, dy, dw, db, NULL, false, &ws);
+    conv2d_backward(&s, x, w, dy, grad_of_doubles(dw), grad_of_doubles(db), NULL, false, &ws);
     EXPECT(y[0] == 8.0f, "n = 0 forward wrote to y");
     int same = 1;
     for (int i = 0; i < 54; i++) same &= dw[i] == i;
