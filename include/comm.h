@@ -58,6 +58,8 @@ void grad_sync_ready(void *gs, size_t ready_floats); /* matches grad_ready_hook 
 /* Returns seconds spent waiting. */
 double grad_sync_finish(struct grad_sync *gs);
 int grad_sync_buckets(const struct grad_sync *gs);
+/* Whether sums start during backward (overlap on, and not summed in shared memory). */
+int grad_sync_overlaps(const struct grad_sync *gs);
 /* How the sums are made, for the start-up line: "MPI_Iallreduce", "MPI_Allreduce",
  * "shared memory" or "shared memory + MPI_Allreduce across nodes". */
 const char *grad_sync_method(const struct grad_sync *gs);

@@ -421,7 +421,9 @@ double grad_sync_finish(struct grad_sync *gs)
     return MPI_Wtime() - t0;
 }
 
-int grad_sync_buckets(const struct grad_sync *gs) { return gs->overlap && !gs->node ? gs->nbuckets : 1; }
+int grad_sync_overlaps(const struct grad_sync *gs) { return gs->overlap && !gs->node; }
+
+int grad_sync_buckets(const struct grad_sync *gs) { return grad_sync_overlaps(gs) ? gs->nbuckets : 1; }
 
 const char *grad_sync_method(const struct grad_sync *gs)
 {

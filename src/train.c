@@ -433,7 +433,7 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s, summed by %s\n",
                (long long)t.train_set.count, (long long)t.test_set.count, comm->world, t.threads,
                t.global_batch, (long long)t.steps_per_epoch, cfg->sync_bn ? "on" : "off",
-               grad_sync_buckets(t.grad_sync), cfg->overlap ? "on" : "off",
+               grad_sync_buckets(t.grad_sync), grad_sync_overlaps(t.grad_sync) ? "on" : "off",
                comm->world > 1 ? grad_sync_method(t.grad_sync) : "none (one rank)");
         printf("# checkpoints in %s, metrics in %s\n", cfg->checkpoint_dir, metrics_path);
         fflush(stdout);
