@@ -18,12 +18,6 @@ struct grad {
 static inline struct grad grad_of_doubles(double *d) { return (struct grad){d, NULL}; }
 static inline struct grad grad_of_floats(float *f) { return (struct grad){NULL, f}; }
 
-/* The gradient from element off on. */
-static inline struct grad grad_at(struct grad g, size_t off)
-{
-    return g.f ? grad_of_floats(g.f + off) : grad_of_doubles(g.d + off);
-}
-
 /* g[i] += v (rounded to float first for a float gradient). */
 static inline void grad_add(struct grad g, size_t i, double v)
 {
