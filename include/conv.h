@@ -6,11 +6,22 @@
  * padding needs no im2col at all. The batch is cut into chunks so that the column
  * buffer stays within the workspace the caller planned (conv2d_col_floats).
  *
- * Micro-shards: every GEMM covers samples of one shard only (consecutive blocks of
- * `shard` samples; 0 = the whole batch is one shard), and the weight gradient of each
- * shard is computed alone in float and added to a double accumulator. The result
- * therefore does not depend on how many shards a process holds, which makes N ranks
- * compute what one process computes (DESIGN.md, "Numerics").
+ * Chunks never cross a multiple of a block of samples, so that a sample's arithmetic
+ * does not depend on which other samples a rank holds: GEMMs round each element
+ * according to the shape of the call and the element's place in it, so the same
+ * sample cut into chunks differently comes out different in its last bits, and the
+ * backward pass through batch-norm amplifies that (docs/DESIGN.md "Numerics").
+ * - Micro-shards (`shard` samples, [dist] shard_size): every GEMM covers samples of one
+ *   shard only, and the weight gradient of each shard is computed alone in float and
+ *   added to a double accumulator. The result then does not depend on how many shards
+ *   a process holds, which makes N ranks compute what one process computes, bit for
+ *   bit.
+ * - Otherwise chunks are cut at multiples of `align` samples, and the weight gradient
+ *   is one float sum over the whole batch. Ranks whose slices start at multiples of
+ *   `align` then compute every activation and activation gradient exactly as one
+ *   process does; only the weight gradients' sums differ in their order.
+ * In both cases the im2col and direct GEMMs are cut into fixed tiles (gemm_tiled), so
+ * that the number of threads changes nothing either.
  * Semantics are PyTorch's nn.Conv2d (cross-correlation, zero padding). */
 #ifndef RESNET_DDP_CONV_H
 #define RESNET_DDP_CONV_H
@@ -71,7 +82,8 @@ struct conv_workspace {
     float *col;        /* (col_floats) im2col columns */
     size_t col_floats;
     float *dw;         /* (largest cout * cin * k * k) one shard's weight gradient */
-    int shard;         /* samples per micro-shard; 0 = whole batch */
+    int shard;         /* samples per micro-shard; 0 = none */
+    int align;         /* without micro-shards: chunks do not cross multiples of this (0: none) */
     struct conv_timing *timing; /* NULL: not profiling */
     float *wtap;       /* (largest conv2d_tap_weight_floats) live-tap weights (tiny: tap-major) */
     float *wino;       /* (largest conv2d_winograd_floats) transformed filters */

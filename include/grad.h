@@ -17,6 +17,9 @@ struct grad {
 
 static inline struct grad grad_of_doubles(double *d) { return (struct grad){d, NULL}; }
 static inline struct grad grad_of_floats(float *f) { return (struct grad){NULL, f}; }
+/* No gradient wanted (an op skips it). */
+static inline struct grad grad_none(void) { return (struct grad){NULL, NULL}; }
+static inline int grad_wanted(struct grad g) { return g.d != NULL || g.f != NULL; }
 
 /* g[i] += v (rounded to float first for a float gradient). */
 static inline void grad_add(struct grad g, size_t i, double v)

@@ -59,7 +59,8 @@ struct model_spec {
     int in_channels;  /* 1 for Fashion-MNIST */
     int image_size;   /* square input side (28 or the resize) */
     int max_batch;    /* largest per-rank batch forward will see */
-    int shard;        /* samples per micro-shard (conv.h); 0 = the whole batch */
+    int shard;        /* samples per micro-shard (conv.h); 0 = none */
+    int align;        /* without micro-shards: the alignment block of chunks (conv.h); 0 = none */
     size_t col_budget_floats; /* im2col workspace; 0 = a default */
     bool winograd;    /* 3x3 stride-1 pad-1 convolutions by Winograd (winograd.h) */
     /* The stem chunk by chunk (stem.h): its two full-size tensors are never stored.

@@ -48,7 +48,7 @@ struct stem {
     int chunk;                 /* samples per chunk (a thread's unit of work) */
     int threads;               /* threads with buffers of their own */
     int max_chunks;            /* chunks of the planned batch, at most */
-    int shard;                 /* micro-shard (conv.h): chunks end at its boundaries */
+    int shard;                 /* block (conv.h: a micro-shard or the alignment): chunks end at its boundaries */
     bool keep;                 /* the convolution's output is kept in `kept` */
     struct stem_sizes per_thread;
     /* Per thread: */
@@ -95,7 +95,7 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
                   bool train, float *pooled, const struct reducer *red, double *work);
 
 /* Given dpooled (cout, n, pool ho, wo) of the last training forward: dw, db, dgamma,
- * dbeta += this rank's gradients (the input needs none). */
+ * dbeta += this rank's gradients (the input needs none; db none when grad_none()). */
 void stem_backward(const struct stem *st, const struct stem_params *p, int n, const float *input,
                    const float *dpooled, const struct reducer *red, double *work);
 

@@ -35,11 +35,10 @@
 bool winograd_applies(const struct conv_shape *s);
 
 /* True where it applies and was measured faster than im2col + GEMM and than tinymap
- * (2 cores, batch 256, 96x96 and 28x28): at least 64 input channels (ResNet-18's
- * first stage at 96x96: 8 alternating runs, median 66.7 -> 73.4 img/s), maps whose
- * tiles waste little (at most half im2col's multiplications) and, where tinymap
- * applies, not 4x4 tiles (2x slower than tinymap on 28x28's 7x7 maps with one
- * thread) and not maps of at most 16 positions unless they take 3x3 tiles. */
+ * (2 cores, batch 256, 96x96 and 28x28): at least 64 input channels, maps whose tiles
+ * waste little (at most half im2col's multiplications) and, on tiny maps, at most
+ * 0.6x tinymap's multiplications. A function of the layer's shape alone, so that
+ * every rank count and batch runs the same algorithm. */
 bool winograd_pays(const struct conv_shape *s);
 
 /* Floats of chunk workspace per sample (transformed inputs and products). */

@@ -183,10 +183,20 @@ static void col2im_add(const struct conv_shape *s, const float *col, int n0, int
 
 #define WINOGRAD_CHUNK_FLOATS ((size_t)4 << 20)
 
-/* Samples per im2col chunk: as many as the workspace holds, at most one shard. */
-static int chunk_samples(const struct conv_shape *s, const struct conv_workspace *ws, int shard)
+/* How a batch is cut. Chunks never cross a multiple of `block` samples: a micro-shard,
+ * or the alignment block (conv.h), so that every rank count cuts a sample's
+ * neighbourhood the same way. With micro-shards each shard's weight gradient is
+ * computed alone and joins the accumulator by itself (per_shard); otherwise the
+ * weight gradient of the whole batch is one sum. */
+struct chunk_plan {
+    int n, block, step;
+    bool per_shard;
+};
+
+/* Samples per chunk: as many as the workspace holds, at most one block. */
+static int chunk_samples(const struct conv_shape *s, const struct conv_workspace *ws, int block)
 {
-    if (reads_input(s) && !s->winograd) return shard;
+    if (reads_input(s) && !s->winograd) return block;
     size_t per_sample = conv2d_col_floats(s);
     CHECK(ws->col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
           ws->col_floats, per_sample);
@@ -201,13 +211,38 @@ static int chunk_samples(const struct conv_shape *s, const struct conv_workspace
         if (nc > cap) nc = cap;
         if (nc > want) nc = want;
     }
-    return nc > (size_t)shard ? shard : (int)nc;
+    return nc > (size_t)block ? block : (int)nc;
 }
 
-static int shard_of(const struct conv_shape *s, const struct conv_workspace *ws)
+static struct chunk_plan plan_chunks(const struct conv_shape *s, const struct conv_workspace *ws)
 {
-    return ws->shard > 0 && ws->shard < s->n ? ws->shard : s->n;
+    const int unit = ws->shard > 0 ? ws->shard : ws->align;
+    const int block = unit > 0 && unit < s->n ? unit : s->n;
+    return (struct chunk_plan){.n = s->n, .block = block, .step = chunk_samples(s, ws, block),
+                               .per_shard = ws->shard > 0};
 }
+
+/* Samples of the chunk that starts at n0. */
+static int chunk_len(const struct chunk_plan *c, int n0)
+{
+    int end = (n0 / c->block + 1) * c->block;
+    if (end > c->n) end = c->n;
+    return end - n0 < c->step ? end - n0 : c->step;
+}
+
+/* Whether the chunk [n0, n0 + nc) starts a weight-gradient sum, and whether it ends one
+ * (the sum then joins the gradient). */
+static bool starts_sum(const struct chunk_plan *c, int n0)
+{
+    return c->per_shard ? n0 % c->block == 0 : n0 == 0;
+}
+static bool ends_sum(const struct chunk_plan *c, int n0, int nc)
+{
+    return n0 + nc == c->n || (c->per_shard && (n0 + nc) % c->block == 0);
+}
+
+#define FOR_CHUNKS(plan, n0, nc) \
+    for (int n0 = 0, nc = chunk_len(&(plan), 0); n0 < (plan).n; n0 += nc, nc = chunk_len(&(plan), n0))
 
 /* Time `stmt` into ws->timing->field when profiling. */
 #define TIMED(ws, field, stmt)                                                     \
@@ -216,6 +251,17 @@ static int shard_of(const struct conv_shape *s, const struct conv_workspace *ws)
         stmt;                                                                      \
         if ((ws)->timing) (ws)->timing->field += timer_now() - t0_;                \
     } while (0)
+
+/* The GEMMs of the im2col and direct paths (Winograd's, tinymap's and the stem's run
+ * inside their own parallel loops): with micro-shards or alignment blocks, in fixed
+ * tiles, so that the result does not depend on the thread count either (gemm.h). */
+static void conv_gemm(const struct conv_workspace *ws, bool trans_a, bool trans_b, int m, int n,
+                      int k, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                      int ldc)
+{
+    (ws->shard > 0 || ws->align > 0 ? gemm_tiled : gemm)(trans_a, trans_b, m, n, k, 1.0f, a, lda,
+                                                         b, ldb, beta, c, ldc);
+}
 
 /* ---- forward / backward ---------------------------------------------------- */
 
@@ -247,7 +293,7 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
     const size_t hw_out = (size_t)s->ho * s->wo;
     const int ldy = (int)(s->n * hw_out);
     if (s->n == 0) return;
-    const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
+    const struct chunk_plan plan = plan_chunks(s, ws);
     if (s->winograd || s->tiny) {
         /* Both prepare the weights once, then take the batch a chunk at a time. */
         float *prepared = s->winograd ? ws->wino : ws->wtap;
@@ -257,13 +303,8 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
             TIMED(ws, transform, tinymap_transpose_weights(s, w_all, prepared));
         void (*chunk_forward)(const struct conv_shape *, const float *, const float *, int, int,
                               float *, float *) = s->winograd ? winograd_forward : tinymap_forward;
-        for (int s0 = 0; s0 < s->n; s0 += shard) {
-            const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
-            for (int n0 = s0; n0 < s1; n0 += step) {
-                const int nc = s1 - n0 < step ? s1 - n0 : step;
-                TIMED(ws, gemm, chunk_forward(s, prepared, x, n0, nc, y, ws->col));
-            }
-        }
+        FOR_CHUNKS(plan, n0, nc)
+            TIMED(ws, gemm, chunk_forward(s, prepared, x, n0, nc, y, ws->col));
         add_bias(s, b, y);
         return;
     }
@@ -272,70 +313,57 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
      * one more pass over it besides adding the bias (at 96x96 the stem spent 17% of
      * its time in those two). */
     const float beta = b ? 1.0f : 0.0f;
-    for (int s0 = 0; s0 < s->n; s0 += shard) {
-        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
-        for (int n0 = s0; n0 < s1; n0 += step) {
-            const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
-            float *yc = y + n0 * hw_out;
-            if (b) fill_bias(s->cout, cols, b, yc, ldy);
-            if (reads_input(s)) {
-                TIMED(ws, gemm, gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim,
-                                     x + n0 * hw_out, ldy, beta, yc, ldy));
-            } else {
-                TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
-                TIMED(ws, gemm, gemm(false, false, s->cout, cols, kdim, 1.0f, w, kdim, ws->col,
-                                     cols, beta, yc, ldy));
-            }
+    FOR_CHUNKS(plan, n0, nc) {
+        const int cols = (int)(nc * hw_out);
+        float *yc = y + n0 * hw_out;
+        if (b) fill_bias(s->cout, cols, b, yc, ldy);
+        if (reads_input(s)) {
+            TIMED(ws, gemm, conv_gemm(ws, false, false, s->cout, cols, kdim, w, kdim,
+                                      x + n0 * hw_out, ldy, beta, yc, ldy));
+        } else {
+            TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
+            TIMED(ws, gemm, conv_gemm(ws, false, false, s->cout, cols, kdim, w, kdim, ws->col,
+                                      cols, beta, yc, ldy));
         }
     }
 }
 
-/* conv2d_backward's weight and input gradients by Winograd: per shard, the
- * transformed weight gradient sums over the shard's chunks, then joins dw; then the
- * input gradient, chunk by chunk. The two loops take turns with the one transformed
+/* conv2d_backward's weight and input gradients by Winograd: the transformed weight
+ * gradient sums over the chunks of a sum (plan), then joins dw; then the input
+ * gradient, chunk by chunk. The two loops take turns with the one transformed
  * filter bank in ws->wino (at 96x96's last stage a bank is 26 MB). */
 static void winograd_backward(const struct conv_shape *s, const float *x, const float *w_all,
                               const float *dy, struct grad dw, float *dx, bool accumulate_dx,
-                              const struct conv_workspace *ws, int shard, int step)
+                              const struct conv_workspace *ws, const struct chunk_plan *plan)
 {
     const size_t wsize = (size_t)s->cout * s->cin * 9;
     float *bank = ws->wino;
-    for (int s0 = 0; s0 < s->n; s0 += shard) {
-        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
-        for (int n0 = s0; n0 < s1; n0 += step) {
-            const int nc = s1 - n0 < step ? s1 - n0 : step;
-            const float beta = n0 == s0 ? 0.0f : 1.0f;
-            TIMED(ws, gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, bank, ws->col));
-        }
+    FOR_CHUNKS(*plan, n0, nc) {
+        const float beta = starts_sum(plan, n0) ? 0.0f : 1.0f;
+        TIMED(ws, gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, bank, ws->col));
+        if (!ends_sum(plan, n0, nc)) continue;
         TIMED(ws, transform, winograd_filter_gradient(s, bank, ws->dw));
         grad_add_floats(dw, ws->dw, wsize);
     }
     if (!dx) return;
     TIMED(ws, transform, winograd_transform_filter_flipped(s, w_all, bank));
-    for (int s0 = 0; s0 < s->n; s0 += shard) {
-        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
-        for (int n0 = s0; n0 < s1; n0 += step) {
-            const int nc = s1 - n0 < step ? s1 - n0 : step;
-            TIMED(ws, gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx, ws->col));
-        }
-    }
+    FOR_CHUNKS(*plan, n0, nc)
+        TIMED(ws, gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx, ws->col));
 }
 
-/* conv2d_backward's gradients on a tiny map: per shard, the tap-major weight
- * gradient sums over the shard's chunks, then joins dw's live taps. */
+/* conv2d_backward's gradients on a tiny map: the tap-major weight gradient sums over
+ * the chunks of a sum (plan), then joins dw's live taps. */
 static void tinymap_backward_all(const struct conv_shape *s, const float *x, const float *w_all,
                                  const float *dy, struct grad dw, float *dx, bool accumulate_dx,
-                                 const struct conv_workspace *ws, int shard, int step)
+                                 const struct conv_workspace *ws, const struct chunk_plan *plan)
 {
     TIMED(ws, transform, tinymap_transpose_weights(s, w_all, ws->wtap));
     const size_t kk = (size_t)s->k * s->k, pairs = (size_t)s->cout * s->cin;
-    for (int s0 = 0; s0 < s->n; s0 += shard) {
-        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
-        for (int n0 = s0; n0 < s1; n0 += step) {
-            const int nc = s1 - n0 < step ? s1 - n0 : step;
-            TIMED(ws, gemm, tinymap_backward(s, ws->wtap, x, dy, n0, nc, n0 == s0 ? 0.0f : 1.0f,
-                                             ws->dw, dx, accumulate_dx, ws->col));
-        }
+    FOR_CHUNKS(*plan, n0, nc) {
+        TIMED(ws, gemm, tinymap_backward(s, ws->wtap, x, dy, n0, nc,
+                                         starts_sum(plan, n0) ? 0.0f : 1.0f, ws->dw, dx,
+                                         accumulate_dx, ws->col));
+        if (!ends_sum(plan, n0, nc)) continue;
 #pragma omp parallel for schedule(static)
         for (size_t r = 0; r < pairs; r++)
             for (int t = 0; t < s->ntaps; t++)
@@ -343,14 +371,27 @@ static void tinymap_backward_all(const struct conv_shape *s, const float *x, con
     }
 }
 
+/* One sum's weight gradient (ws->dw, cout x cin*ntaps) joins dw (live taps only: the
+ * others' gradient is exactly zero). */
+static void add_weight_gradient(const struct conv_shape *s, const float *sum, struct grad dw)
+{
+    if (all_taps_live(s)) {
+        grad_add_floats(dw, sum, (size_t)s->cout * s->cin * s->ntaps);
+        return;
+    }
+    const size_t kk = (size_t)s->k * s->k, rows = (size_t)s->cout * s->cin;
+    for (size_t r = 0; r < rows; r++)
+        for (int t = 0; t < s->ntaps; t++) grad_add(dw, r * kk + s->taps[t], sum[r * s->ntaps + t]);
+}
+
 void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_all,
                      const float *dy, struct grad dw, struct grad db, float *dx,
                      bool accumulate_dx, const struct conv_workspace *ws)
 {
     const int kdim = s->cin * s->ntaps;
-    const size_t hw_out = (size_t)s->ho * s->wo, wsize = (size_t)s->cout * kdim;
+    const size_t hw_out = (size_t)s->ho * s->wo;
     const int ldy = (int)(s->n * hw_out);
-    if (db.d || db.f)
+    if (grad_wanted(db))
 #pragma omp parallel for schedule(static)
         for (int c = 0; c < s->cout; c++) {
             const float *row = dy + (size_t)c * ldy;
@@ -360,51 +401,39 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
             grad_add(db, (size_t)c, acc);
         }
     if (s->n == 0) return;
-    const int shard = shard_of(s, ws), step = chunk_samples(s, ws, shard);
+    const struct chunk_plan plan = plan_chunks(s, ws);
     if (s->winograd) {
-        winograd_backward(s, x, w_all, dy, dw, dx, accumulate_dx, ws, shard, step);
+        winograd_backward(s, x, w_all, dy, dw, dx, accumulate_dx, ws, &plan);
         return;
     }
     if (s->tiny) {
-        tinymap_backward_all(s, x, w_all, dy, dw, dx, accumulate_dx, ws, shard, step);
+        tinymap_backward_all(s, x, w_all, dy, dw, dx, accumulate_dx, ws, &plan);
         return;
     }
     if (dx && !accumulate_dx && !reads_input(s))
         memset(dx, 0, sizeof(float) * (size_t)s->cin * s->n * s->h * s->w);
     const float *w = tap_weights(s, w_all, ws);
-    for (int s0 = 0; s0 < s->n; s0 += shard) {
-        const int s1 = s0 + shard < s->n ? s0 + shard : s->n;
-        for (int n0 = s0; n0 < s1; n0 += step) {
-            const int nc = s1 - n0 < step ? s1 - n0 : step, cols = (int)(nc * hw_out);
-            const float *dyc = dy + n0 * hw_out;
-            const float beta = n0 == s0 ? 0.0f : 1.0f; /* first chunk of the shard starts dw */
-            if (reads_input(s)) {
-                const float *xc = x + n0 * hw_out;
-                TIMED(ws, gemm, gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, xc, ldy,
-                                     beta, ws->dw, kdim));
-                if (dx)
-                    TIMED(ws, gemm, gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy,
-                                         accumulate_dx ? 1.0f : 0.0f, dx + n0 * hw_out, ldy));
-                continue;
-            }
+    FOR_CHUNKS(plan, n0, nc) {
+        const int cols = (int)(nc * hw_out);
+        const float *dyc = dy + n0 * hw_out;
+        const float beta = starts_sum(&plan, n0) ? 0.0f : 1.0f;
+        if (reads_input(s)) {
+            const float *xc = x + n0 * hw_out;
+            TIMED(ws, gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, xc, ldy,
+                                      beta, ws->dw, kdim));
+            if (dx)
+                TIMED(ws, gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
+                                          accumulate_dx ? 1.0f : 0.0f, dx + n0 * hw_out, ldy));
+        } else {
             TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
-            TIMED(ws, gemm, gemm(false, true, s->cout, kdim, cols, 1.0f, dyc, ldy, ws->col, cols,
-                                 beta, ws->dw, kdim));
+            TIMED(ws, gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, ws->col, cols,
+                                      beta, ws->dw, kdim));
             if (dx) {
-                TIMED(ws, gemm, gemm(true, false, kdim, cols, s->cout, 1.0f, w, kdim, dyc, ldy, 0.0f,
-                                     ws->col, cols));
+                TIMED(ws, gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
+                                          0.0f, ws->col, cols));
                 TIMED(ws, col2im, col2im_add(s, ws->col, n0, nc, dx));
             }
         }
-        /* One shard's weight gradient joins the double accumulator (live taps only:
-         * the others' gradient is exactly zero). */
-        if (all_taps_live(s)) {
-            grad_add_floats(dw, ws->dw, wsize);
-        } else {
-            const size_t kk = (size_t)s->k * s->k, rows = (size_t)s->cout * s->cin;
-            for (size_t r = 0; r < rows; r++)
-                for (int t = 0; t < s->ntaps; t++)
-                    grad_add(dw, r * kk + s->taps[t], ws->dw[r * s->ntaps + t]);
-        }
+        if (ends_sum(&plan, n0, nc)) add_weight_gradient(s, ws->dw, dw);
     }
 }

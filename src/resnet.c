@@ -244,6 +244,7 @@ static void plan_activations(struct resnet *m, struct arena *a)
     TAKE(m->ws.col, float, budget);
     m->ws.col_floats = budget;
     m->ws.shard = m->spec.shard;
+    m->ws.align = m->spec.shard > 0 ? 0 : m->spec.align;
     TAKE(m->ws.dw, float, max_weight);
     TAKE(m->ws.wtap, float, tap_weights);
     TAKE(m->ws.wino, float, wino);
@@ -279,7 +280,7 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     if (spec->fused_stem)
         stem_plan(&m->stem, &m->stem_conv.shape, &m->stem_pool,
                   spec->stem_chunk > 0 ? spec->stem_chunk : stem_chunk_samples(&m->stem_conv.shape),
-                  omp_get_max_threads(), spec->shard,
+                  omp_get_max_threads(), spec->shard > 0 ? spec->shard : spec->align,
                   spec->stem_keep ? spec->stem_keep > 0 : stem_keeps_output(&m->stem_conv.shape));
 
     /* Stages b2..b5: the first block of stages 2-4 halves the size (stride 2). */
@@ -404,6 +405,9 @@ void resnet_init_params(struct resnet *m, enum init_scheme scheme, uint64_t seed
 
 static double conv_macs(const struct conv_shape *s);
 
+/* The block of samples no chunk crosses (conv.h): a micro-shard, or the alignment. */
+static int chunk_block(const struct resnet *m) { return m->ws.shard > 0 ? m->ws.shard : m->ws.align; }
+
 static void conv_fwd(struct resnet *m, const struct conv_layer *l, int n, const float *x, float *y)
 {
     struct conv_shape s = l->shape;
@@ -437,7 +441,7 @@ static struct stem_params stem_params_of(struct resnet *m)
         .gamma = PARAM(m, m->stem_bn.weight), .beta = PARAM(m, m->stem_bn.bias),
         .running_mean = BUFFER(m, m->stem_bn.running_mean),
         .running_var = BUFFER(m, m->stem_bn.running_var), .saved = &m->stem_bn.saved,
-        .dw = GRAD(m, m->stem_conv.weight), .db = GRAD(m, m->stem_conv.bias),
+        .dw = GRAD(m, m->stem_conv.weight), .db = grad_none(), /* before BN: see conv_bwd */
         .dgamma = GRAD(m, m->stem_bn.weight), .dbeta = GRAD(m, m->stem_bn.bias)};
 }
 
@@ -491,7 +495,7 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
     double t0 = m->prof.enabled ? timer_now() : 0.0;
     avgpool_forward((size_t)last->cout * n, last->ho * last->wo, last->y, m->pooled);
     linear_forward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
-                   PARAM(m, m->fc_bias), m->logits);
+                   PARAM(m, m->fc_bias), m->logits, chunk_block(m));
     double loss = labels ? softmax_xent(n, m->spec.num_classes, m->logits, labels, loss_scale,
                                         train ? m->dlogits : NULL, correct)
                          : 0.0;
@@ -501,14 +505,19 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
 
 /* ---- backward -------------------------------------------------------------------- */
 
+/* A convolution followed by batch-norm gets no bias gradient: BN subtracts the batch
+ * mean, so the bias changes nothing and its true gradient is exactly zero. What
+ * backward would sum there is rounding noise (relative differences of 1e-3 to 3e-2
+ * between rank counts after one step, docs/DESIGN.md "Numerics"), so the bias is left
+ * to weight decay alone. */
 static void conv_bwd(struct resnet *m, const struct conv_layer *l, int n, const float *x,
-                     const float *dy, float *dx, bool accumulate)
+                     const float *dy, float *dx, bool accumulate, bool before_bn)
 {
     struct conv_shape s = l->shape;
     s.n = n;
     double t0 = m->prof.enabled ? timer_now() : 0.0;
-    conv2d_backward(&s, x, PARAM(m, l->weight), dy, GRAD(m, l->weight), GRAD(m, l->bias), dx,
-                    accumulate, &m->ws);
+    conv2d_backward(&s, x, PARAM(m, l->weight), dy, GRAD(m, l->weight),
+                    before_bn ? grad_none() : GRAD(m, l->bias), dx, accumulate, &m->ws);
     if (m->prof.enabled) {
         m->prof.conv[l->prof].bwd += timer_now() - t0;
         m->prof.conv[l->prof].input_grad = dx != NULL;
@@ -538,7 +547,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
     PROFILED(m, bwd, PROF_HEAD,
              linear_backward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
                              m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled,
-                             m->ws.shard, m->ws.dw));
+                             m->ws.shard, chunk_block(m), m->ws.dw));
     report_ready(m, m->fc_weight, hook);
 
     const struct block *lastb = &m->blocks[m->nblocks - 1];
@@ -553,7 +562,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
         size_t out = (size_t)b->cout * n * b->ho * b->wo;
         PROFILED(m, bwd, PROF_RELU, relu_backward(out, b->y, dy));
         if (b->has_shortcut)
-            conv_bwd(m, &b->shortcut, n, b->x, dy, dx, false);
+            conv_bwd(m, &b->shortcut, n, b->x, dy, dx, false, false);
         else
             memcpy(dx, dy, sizeof(float) * out);
         float *g = dy, *o = t;
@@ -562,7 +571,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
             const struct conv_shape *s = &un->conv.shape;
             bn_bwd(m, &un->bn, (size_t)n * s->ho * s->wo, un->a, g, red);
             if (u == 0) {
-                conv_bwd(m, &un->conv, n, b->x, g, dx, true);
+                conv_bwd(m, &un->conv, n, b->x, g, dx, true, true);
             } else {
                 /* The previous unit's BN + ReLU output, as forward computed it. */
                 const struct block_unit *prev = &b->units[u - 1];
@@ -571,7 +580,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                          batchnorm_relu_recompute(prev->bn.c, (size_t)n * s->h * s->w, prev->a,
                                                   PARAM(m, prev->bn.weight), PARAM(m, prev->bn.bias),
                                                   &prev->bn.saved, h_prev));
-                conv_bwd(m, &un->conv, n, h_prev, g, o, false);
+                conv_bwd(m, &un->conv, n, h_prev, g, o, false, true);
                 PROFILED(m, bwd, PROF_RELU, relu_backward((size_t)s->cin * n * s->h * s->w, h_prev, o));
                 float *tmp = g;
                 g = o;
@@ -603,7 +612,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                  batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
                                      PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh));
         bn_bwd(m, &m->stem_bn, stem_pc, m->stem_a, dh, red);
-        conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false);
+        conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false, true);
     }
     report_ready(m, m->stem_conv.weight, hook);
 }

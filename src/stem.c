@@ -428,10 +428,10 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
             cs.n = nc;
             const struct conv_workspace ws = thread_workspace(st, t);
             conv2d_backward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, d, grad_of_doubles(g),
-                            grad_of_doubles(g + nw), NULL, false,
-                            &ws);
+                            grad_wanted(p->db) ? grad_of_doubles(g + nw) : grad_none(), NULL,
+                            false, &ws);
         }
     }
     add_chunk_sums(nchunks, per_chunk, nw, st->grads, p->dw);
-    add_chunk_sums(nchunks, per_chunk, (size_t)c, st->grads + nw, p->db);
+    if (grad_wanted(p->db)) add_chunk_sums(nchunks, per_chunk, (size_t)c, st->grads + nw, p->db);
 }

@@ -35,6 +35,12 @@ void trainer_install_signal_handlers(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+/* Without micro-shards, chunks of samples are cut at multiples of 64 (conv.h): the
+ * slices of a batch of 256 on 1, 2 and 4 ranks start at such multiples, so those
+ * runs compute every activation alike and after one step differ only by the order of
+ * the weight gradients' sums (docs/DESIGN.md "Numerics"). */
+#define ALIGN_SAMPLES 64
+
 static int auto_threads(const struct comm_info *comm)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -83,7 +89,8 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
         .depth = cfg->depth, .width = cfg->width, .num_classes = cfg->num_classes,
         .in_channels = 1, .image_size = t->image_size,
         .max_batch = t->rank_batch > t->eval_batch ? t->rank_batch : t->eval_batch,
-        .shard = cfg->shard_size, .winograd = cfg->winograd, .fused_stem = true,
+        .shard = cfg->shard_size, .align = ALIGN_SAMPLES, .winograd = cfg->winograd,
+        .fused_stem = true,
     };
     resnet_init(&t->model, &spec);
     if (comm->rank == 0) resnet_init_params(&t->model, cfg->init, cfg->seed);

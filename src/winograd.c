@@ -82,11 +82,9 @@ bool winograd_pays(const struct conv_shape *s)
      * faster; its 4x4 ones, F(4x4) (36 against 100) 1.25x faster; 96x96's 6x6 ones,
      * F(2x2) (144 against 256) 1.2x faster; its 3x3 ones, F(3x3) (25 against 49)
      * backward 1.1x faster, forward even; 28x28's 2x2 ones, F(2x2) (16 against 16)
-     * 1.4x slower. With one 4x4 map's tile per sample and 128 samples per rank (2
-     * ranks x 1 thread) Winograd ran 1.1x slower than tinymap (in chunks of 64 or
-     * 128 samples), so on tiny maps the batch must also give 256 tiles. */
-    if (s->tiny && (mults > 0.6 * s->live_pairs || s->n * tiles_y(s) * tiles_x(s) < 256))
-        return false;
+     * 1.4x slower. The choice depends on the layer's shape only, never on the batch
+     * a rank holds: every rank count then runs the same arithmetic. */
+    if (s->tiny && mults > 0.6 * s->live_pairs) return false;
     /* Multiplications against im2col's: (m + 2)^2 per tile against 9 per output. */
     return mults <= 0.5 * 9.0 * s->ho * s->wo;
 }

@@ -393,7 +393,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
         for (int sh = 0; sh < 3; sh++) {
             size_t col_floats = spaces[sp];
             float *col = col_floats ? alloc_floats(col_floats) : NULL;
-            struct conv_workspace ws = {col, col_floats, ws_dw, shards[sh], NULL, ws_wtap, ws_wino};
+            struct conv_workspace ws = {.col = col, .col_floats = col_floats, .dw = ws_dw, .shard = shards[sh], .wtap = ws_wtap, .wino = ws_wino};
             char name[200], where[140];
             snprintf(where, sizeof where, "%s col=%zu shard=%d", tag, col_floats, shards[sh]);
 
@@ -506,7 +506,7 @@ static void check_empty_batch(void)
         w[i] = (float)i;
         dw[i] = i;
     }
-    struct conv_workspace ws = {col, sizeof col / sizeof col[0], ws_dw, 0, NULL, NULL, NULL};
+    struct conv_workspace ws = {.col = col, .col_floats = sizeof col / sizeof col[0], .dw = ws_dw};
     conv2d_forward(&s, x, w, b, y, &ws);
     conv2d_backward(&s, x, w, dy, grad_of_doubles(dw), grad_of_doubles(db), NULL, false, &ws);
     EXPECT(y[0] == 8.0f, "n = 0 forward wrote to y");

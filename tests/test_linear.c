@@ -96,7 +96,7 @@ static void check_linear(int n, int in, int out, int shard)
     fill(b, bd, nb);
     fill(r, rd, ny);
 
-    linear_forward(n, in, out, x, w, b, y);
+    linear_forward(n, in, out, x, w, b, y, 0);
     naive_loss(n, in, out, xd, wd, bd, rd, yd);
     for (size_t i = 0; i < ny; i++) got[i] = (double)y[i];
     snprintf(name, sizeof name, "%s: y", tag);
@@ -105,7 +105,7 @@ static void check_linear(int n, int in, int out, int shard)
     for (size_t i = 0; i < nw; i++) dw[i] = dw0[i] = urand(-1, 1);
     for (size_t i = 0; i < nb; i++) db[i] = db0[i] = urand(-1, 1);
     for (size_t i = 0; i < nx; i++) dx[i] = NAN;
-    linear_backward(n, in, out, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), dx, shard, dw_tmp);
+    linear_backward(n, in, out, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), dx, shard, shard, dw_tmp);
 
     fd_all(n, in, out, xd, wd, bd, rd, wd, nw, want);
     for (size_t i = 0; i < nw; i++) got[i] = dw[i] - dw0[i];
@@ -123,7 +123,7 @@ static void check_linear(int n, int in, int out, int shard)
     /* dx == NULL: parameter gradients only */
     memset(dw, 0, sizeof(double) * nw);
     memset(db, 0, sizeof(double) * nb);
-    linear_backward(n, in, out, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), NULL, shard, dw_tmp);
+    linear_backward(n, in, out, x, w, r, grad_of_doubles(dw), grad_of_doubles(db), NULL, shard, shard, dw_tmp);
     fd_all(n, in, out, xd, wd, bd, rd, wd, nw, want);
     snprintf(name, sizeof name, "%s: dw (dx NULL)", tag);
     expect_close(name, dw, want, nw, TOL);
@@ -140,7 +140,7 @@ static void check_linear(int n, int in, int out, int shard)
             for (int k = 0; k < in; k++)
                 memcpy(xs + (size_t)k * ns, x + (size_t)k * n + s0, sizeof(float) * (size_t)ns);
             linear_backward(ns, in, out, xs, w, r + (size_t)s0 * out, grad_of_doubles(split), grad_of_doubles(splitb),
-                            NULL, shard, dw_tmp);
+                            NULL, shard, shard, dw_tmp);
             free(xs);
         }
         EXPECT(memcmp(split, dw, sizeof(double) * nw) == 0,
