@@ -40,6 +40,36 @@ void error_exit(int code, const char *fmt, ...)
     stop(code);
 }
 
+/* This process's rank as the launcher tells it before MPI_Init (Open MPI's mpirun,
+ * PMIx, SLURM's srun); 0 when run alone. */
+static int launcher_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *value = getenv(vars[i]);
+        if (value && *value) return atoi(value);
+    }
+    return 0;
+}
+
+void error_exit_before_mpi(int code, const char *fmt, ...)
+{
+    if (launcher_rank() > 0) {
+        /* Rank 0 prints the line; a moment for it before the launcher, seeing this
+         * rank's exit, ends the job. */
+        struct timespec pause = {1, 0};
+        nanosleep(&pause, NULL);
+        stop(code);
+    }
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
+    stop(code);
+}
+
 void error_report(const char *fmt, ...)
 {
     char msg[2048];
