@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas_kernel.h"
 #include "comm.h"
 #include "config.h"
 #include "error.h"
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
     /* A file-size limit (ulimit -f) must fail a write with EFBIG, reported like a full
      * disk, instead of killing the process mid-checkpoint. */
     signal(SIGXFSZ, SIG_IGN);
+    /* Before MPI_Init: a bad OPENBLAS_CORETYPE then ends every rank with one line. */
+    blas_kernel_select();
     struct comm_info comm;
     comm_init(&argc, &argv, &comm);
     if (argc < 2) {
