@@ -20,9 +20,10 @@ static const char usage[] =
     "`mpirun -np N` for N data-parallel ranks.\n"
     "\n"
     "Exit codes: 0 success, 1 internal error, 2 bad command line/config/data/\n"
-    "checkpoint, 3 training diverged (non-finite loss).\n"
+    "checkpoint/OPENBLAS_CORETYPE, 3 training diverged (non-finite loss).\n"
     "Environment: RESNET_DDP_DATA overrides the default data directory\n"
-    "(/usr/share/datasets/fashion-mnist).\n";
+    "(/usr/share/datasets/fashion-mnist); OPENBLAS_CORETYPE names OpenBLAS's kernel\n"
+    "(by default the best for this CPU).\n";
 
 int main(int argc, char **argv)
 {
