@@ -40,6 +40,14 @@ void error_exit(int code, const char *fmt, ...)
     stop(code);
 }
 
+static void print_line(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void print_line(const char *fmt, va_list ap)
+{
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
+}
+
 /* This process's rank as the launcher tells it before MPI_Init (Open MPI's mpirun,
  * PMIx, SLURM's srun); 0 when run alone. */
 static int launcher_rank(void)
@@ -61,23 +69,19 @@ void error_exit_before_mpi(int code, const char *fmt, ...)
         nanosleep(&pause, NULL);
         stop(code);
     }
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    print_line(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
     stop(code);
 }
 
 void error_report(const char *fmt, ...)
 {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    print_line(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
     fflush(stderr);
 }
 
