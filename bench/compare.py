@@ -15,15 +15,21 @@ padding, the same for both programs) and that as a fraction of this machine's FM
 peak (build/fma_peak: single-precision FMA throughput of 2 threads, measured at the
 start; issue #6's machine gave 513 GFLOP/s, the 2-core development VM 232) and of
 what OpenBLAS's sgemm reaches on this machine in the same environment (2048^3, 2
-threads, best of 5: build/sgemm_peak, run before each environment's runs).
+threads, best of 5, with the kernel resnet_ddp would choose: build/sgemm_peak, run
+before each environment's runs).
+
+The kernels each program ran are printed once per environment and program, and
+named in the table's kernel column: resnet_ddp's from its "# BLAS:" start-up line,
+PyTorch's from the "pytorch backends:" line of bench/pytorch_resnet.py (oneDNN's
+convolution code, and OpenBLAS's kernel when PyTorch's BLAS is OpenBLAS).
 
 Environment variants (--env):
-  asis   the environment as given (these machines set OPENBLAS_CORETYPE=Haswell and
-         OPENBLAS_L2_SIZE, which select OpenBLAS's AVX2 kernels);
-  unset  both variables removed for the command, so OpenBLAS picks its kernel for the
-         CPU (AVX-512 on Zen 4/5);
-  haswell  OPENBLAS_CORETYPE=Haswell only (what the development machines set, for a
-         machine whose environment does not).
+  asis   the environment as given, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE included if
+         it sets them;
+  unset  both variables removed for the command, so the kernel is chosen for the CPU
+         (by OpenBLAS, and for resnet_ddp also by its blas_kernel.c);
+  haswell  OPENBLAS_CORETYPE=Haswell only: OpenBLAS's AVX2 kernels whatever the CPU
+         (resnet_ddp stops with an error on a CPU without AVX2 and FMA).
 Modes: single28 / single96 = one process x 2 threads (96 adds PyTorch with glibc
 malloc tuned as in the issue); ddp28 / ddp96 = 2 ranks x 1 thread, synchronized BN.
 """
@@ -62,6 +68,18 @@ def run(cmd, env, log):
     if p.returncode != 0:
         sys.exit(f"compare.py: command failed ({p.returncode}): {' '.join(cmd)}\n{text[-3000:]}")
     return text, usage.ru_maxrss / 1048576.0
+
+
+def kernel_report(text):
+    """(whole line, short name) of the kernels a run reports: resnet_ddp's "# BLAS:"
+    line or pytorch_resnet.py's "pytorch backends:" line."""
+    m = re.search(r"^(?:# BLAS|pytorch backends): (.*)$", text, re.M)
+    if not m:
+        return "not reported", "?"
+    conv = re.search(r"oneDNN \S+ (\S+)", m.group(1))
+    blas = re.search(r"kernel (\w+)", m.group(1))
+    short = ([f"oneDNN {conv.group(1)}"] if conv else []) + ([f"OpenBLAS {blas.group(1)}"] if blas else [])
+    return m.group(1), " + ".join(short) or "?"
 
 
 def ours(mode, size, ranks, threads, args, tmp):
@@ -148,7 +166,7 @@ def main():
                 if size == 96 and ranks == 1 and not args.no_pytorch_tuned:
                     tuned = dict(env, GLIBC_TUNABLES=TUNED_MALLOC)
                     programs.append(("pytorch tuned malloc", None, None, tuned))
-                results = {name: ([], []) for name, *_ in programs}
+                results = {name: ([], [], set()) for name, *_ in programs}
                 for r in range(args.runs):
                     for name, cmd, parse, penv in programs:
                         run_index += 1
@@ -161,21 +179,26 @@ def main():
                         rate = pr(text)
                         results[name][0].append(rate)
                         results[name][1].append(rss)
+                        line, kernel = kernel_report(text)
+                        if not results[name][2]:
+                            print(f"#   {variant} {mode} {name} kernels: {line}", flush=True)
+                        results[name][2].add(kernel)
                         print(f"#   {variant} {mode} run {r + 1} {name}: {rate:.1f} img/s, peak RSS {rss:.2f} GiB",
                               flush=True)
                 ref = statistics.median(results["pytorch"][0])
-                for name, (rates, rss) in results.items():
+                for name, (rates, rss, kernels) in results.items():
                     med = statistics.median(rates)
                     gflops = med * MFLOP[size] / 1000.0
-                    rows.append((variant, mode, f"{ranks}x{threads}", name, med, min(rates), max(rates),
-                                 med / ref, max(rss), gflops, gflops / peak, gflops / sgemm))
+                    rows.append((variant, mode, f"{ranks}x{threads}", name, " / ".join(sorted(kernels)),
+                                 med, min(rates), max(rates), med / ref, max(rss), gflops, gflops / peak,
+                                 gflops / sgemm))
     print()
-    print("| env | mode | ranks x threads | program | img/s median | min | max | vs PyTorch | peak RSS GiB "
-          "| GFLOP/s | of FMA peak | of sgemm |")
-    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for v, mode, rt, name, med, lo, hi, ratio, rss, gf, frac, of_sgemm in rows:
-        print(f"| {v} | {mode} | {rt} | {name} | {med:.1f} | {lo:.1f} | {hi:.1f} | {ratio:.2f}x | {rss:.2f} "
-              f"| {gf:.0f} | {frac:.0%} | {of_sgemm:.0%} |")
+    print("| env | mode | ranks x threads | program | kernel | img/s median | min | max | vs PyTorch "
+          "| peak RSS GiB | GFLOP/s | of FMA peak | of sgemm |")
+    print("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for v, mode, rt, name, kernel, med, lo, hi, ratio, rss, gf, frac, of_sgemm in rows:
+        print(f"| {v} | {mode} | {rt} | {name} | {kernel} | {med:.1f} | {lo:.1f} | {hi:.1f} | {ratio:.2f}x "
+              f"| {rss:.2f} | {gf:.0f} | {frac:.0%} | {of_sgemm:.0%} |")
 
 
 if __name__ == "__main__":

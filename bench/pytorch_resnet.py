@@ -9,10 +9,12 @@ Same architecture, recipe (SGD lr 0.05, batch 256 global), data (the first image
 the training set, resized with PIL's bilinear filter as torchvision's Resize does, to
 tensors in [0, 1]). --ranks N runs DistributedDataParallel over gloo on this machine;
 --sync-bn replaces BatchNorm2d by a hand-written synchronized BN (PyTorch's
-SyncBatchNorm refuses CPU tensors). Prints one line: median/min/max images/s per step
-after the warm-up steps, and the peak RSS of rank 0.
+SyncBatchNorm refuses CPU tensors). Prints two lines: what PyTorch computes with here
+("pytorch backends: ..." -- convolution library and the code oneDNN runs, BLAS and
+OpenBLAS's kernel when it is OpenBLAS, ATen's vector instruction set), then the
+median/min/max images/s per step after the warm-up steps, and the peak RSS of rank 0.
 """
-import argparse, gzip, os, resource, statistics, struct, sys, time
+import argparse, ctypes, gzip, os, re, resource, statistics, struct, sys, tempfile, time
 
 import numpy as np
 import torch
@@ -103,9 +105,59 @@ def load_images(data_dir, count, size):
     return torch.from_numpy(np.array(images)).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
+def onednn_report():
+    """oneDNN's verbose lines for one small convolution (written to fd 1 by the library)."""
+    with tempfile.TemporaryFile() as f:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(f.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                nn.functional.conv2d(torch.ones(2, 16, 28, 28), torch.ones(16, 16, 3, 3))
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        f.seek(0)
+        return f.read().decode(errors="replace")
+
+
+def openblas_report():
+    """OpenBLAS's version, threading and kernel, if this process has loaded it."""
+    for line in open("/proc/self/maps"):
+        path = line.split()[-1]
+        if os.path.basename(path).startswith("libopenblas"):
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_config.restype = lib.openblas_get_corename.restype = ctypes.c_char_p
+            version = lib.openblas_get_config().decode().split()[1]
+            threading = {0: "sequential", 1: "pthreads", 2: "OpenMP"}.get(lib.openblas_get_parallel(), "?")
+            return f"OpenBLAS {version} ({threading}) kernel {lib.openblas_get_corename().decode()}"
+    return None
+
+
+def backends():
+    """One line: what this PyTorch computes with here."""
+    show = torch.__config__.show()
+    def found(pattern):
+        m = re.search(pattern, show)
+        return m.group(1) if m else "?"
+    if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled:
+        report = onednn_report()
+        impl = re.search(r",convolution,([^,]+),", report)
+        isa = re.search(r",isa:(.*)", report)
+        conv = (f"oneDNN {found(r'MKL-DNN v([0-9.]+)')} {impl.group(1) if impl else '?'} "
+                f"(isa {isa.group(1).strip() if isa else '?'})")
+    else:
+        conv = "ATen's own (oneDNN off)"
+    blas = openblas_report() or found(r"BLAS_INFO=(\w+)")
+    capability = found(r"CPU capability usage: (\S+)")
+    return f"convolutions {conv}; BLAS {blas}; ATen CPU capability {capability}"
+
+
 def run(rank, args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if rank == 0:
+        print(f"pytorch backends: {backends()}", flush=True)
     if args.ranks > 1:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}", rank=rank,
                                 world_size=args.ranks)

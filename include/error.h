@@ -34,6 +34,11 @@ void error_message(char *err, size_t errsize, const char *fmt, ...)
 
 /* Print "resnet_ddp: error: <message>" and stop with `code`. */
 _Noreturn void error_exit(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for an error found before MPI is up, which every rank of a launch finds at
+ * once (same environment, same CPU): only the rank that mpirun or srun numbers 0 prints;
+ * the others stop with the same code without a word, so the user sees one line. */
+_Noreturn void error_exit_before_mpi(int code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 _Noreturn void error_internal(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

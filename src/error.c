@@ -40,14 +40,48 @@ void error_exit(int code, const char *fmt, ...)
     stop(code);
 }
 
-void error_report(const char *fmt, ...)
+static void print_line(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+static void print_line(const char *fmt, va_list ap)
 {
     char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
+}
+
+/* This process's rank as the launcher tells it before MPI_Init (Open MPI's mpirun,
+ * PMIx, SLURM's srun); 0 when run alone. */
+static int launcher_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *value = getenv(vars[i]);
+        if (value && *value) return atoi(value);
+    }
+    return 0;
+}
+
+void error_exit_before_mpi(int code, const char *fmt, ...)
+{
+    if (launcher_rank() > 0) {
+        /* Rank 0 prints the line; a moment for it before the launcher, seeing this
+         * rank's exit, ends the job. */
+        struct timespec pause = {1, 0};
+        nanosleep(&pause, NULL);
+        stop(code);
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    print_line(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "resnet_ddp: error: %s\n", msg);
+    stop(code);
+}
+
+void error_report(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    print_line(fmt, ap);
+    va_end(ap);
     fflush(stderr);
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blas_kernel.h"
 #include "comm.h"
 #include "config.h"
 #include "error.h"
@@ -19,9 +20,10 @@ static const char usage[] =
     "`mpirun -np N` for N data-parallel ranks.\n"
     "\n"
     "Exit codes: 0 success, 1 internal error, 2 bad command line/config/data/\n"
-    "checkpoint, 3 training diverged (non-finite loss).\n"
+    "checkpoint/OPENBLAS_CORETYPE, 3 training diverged (non-finite loss).\n"
     "Environment: RESNET_DDP_DATA overrides the default data directory\n"
-    "(/usr/share/datasets/fashion-mnist).\n";
+    "(/usr/share/datasets/fashion-mnist); OPENBLAS_CORETYPE names OpenBLAS's kernel\n"
+    "(by default the best for this CPU).\n";
 
 int main(int argc, char **argv)
 {
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
     /* A file-size limit (ulimit -f) must fail a write with EFBIG, reported like a full
      * disk, instead of killing the process mid-checkpoint. */
     signal(SIGXFSZ, SIG_IGN);
+    /* Before MPI_Init: a bad OPENBLAS_CORETYPE then ends every rank with one line. */
+    blas_kernel_select();
     struct comm_info comm;
     comm_init(&argc, &argv, &comm);
     if (argc < 2) {

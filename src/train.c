@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blas_kernel.h"
 #include "checkpoint.h"
 #include "ckpt_store.h"
 #include "error.h"
@@ -442,6 +443,7 @@ int train_run(const struct config *cfg, const struct comm_info *comm)
                t.global_batch, (long long)t.steps_per_epoch, cfg->sync_bn ? "on" : "off",
                grad_sync_buckets(t.grad_sync), grad_sync_overlaps(t.grad_sync) ? "on" : "off",
                comm->world > 1 ? grad_sync_method(t.grad_sync) : "none (one rank)");
+        printf("# BLAS: %s\n", blas_kernel_description());
         printf("# checkpoints in %s, metrics in %s\n", cfg->checkpoint_dir, metrics_path);
         fflush(stdout);
     }
