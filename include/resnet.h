@@ -27,6 +27,7 @@
 #include "conv.h"
 #include "stem.h"
 #include "pool.h"
+#include "profile.h"
 #include "reducer.h"
 
 #define RESNET_NAME_MAX 48
@@ -102,24 +103,6 @@ struct block {
     const float *x;             /* (cin, n, h, w) block input (previous output) */
     float *y;                   /* (cout, n, ho, wo) relu(main + shortcut) */
     int cin, cout, h, w, ho, wo;
-};
-
-/* Where the time of training steps goes, filled while profiling is on. */
-enum prof_kind { PROF_BN, PROF_RELU, PROF_POOL, PROF_HEAD, PROF_KINDS };
-
-struct conv_profile {
-    const char *name;  /* the conv's weight name */
-    double fwd, bwd;   /* seconds */
-    double macs;       /* forward multiply-adds summed over the images seen */
-    bool input_grad;   /* backward computes dx too (all but the stem) */
-};
-
-struct resnet_profile {
-    bool enabled;
-    int nconv;
-    struct conv_profile *conv;
-    double fwd[PROF_KINDS], bwd[PROF_KINDS];
-    struct conv_timing parts; /* im2col, col2im, GEMM inside the convolutions */
 };
 
 struct resnet {
@@ -208,12 +191,8 @@ void resnet_use_float_grads(struct resnet *m, float *storage);
 int resnet_find_param(const struct resnet *m, const char *name);
 int resnet_find_buffer(const struct resnet *m, const char *name);
 
-/* Profiling: per convolution and per kind of op, forward and backward. */
+/* Profiling (profile.h): per convolution and per kind of op, forward and backward. */
 void resnet_profile_enable(struct resnet *m, bool on);
-/* Print the table per step (steps = training steps since the last report), with the
- * trainer's own figures for the waits, then start counting afresh. */
-void resnet_profile_report(struct resnet *m, int64_t steps, double allreduce_wait,
-                           double bn_sync, double optimizer);
 
 /* FLOPs of one training image (forward + backward = 3x forward multiply-adds x 2). */
 double resnet_flops_per_image(const struct resnet *m);

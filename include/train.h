@@ -1,7 +1,6 @@
-/* train: the training loop (epochs of steps, evaluation, logging).
- *
- * The trainer is exposed as a struct so that tests and the checkpoint code can drive
- * it step by step and look at its state; train_run is the whole program's loop. */
+/* train: the trainer: data, model, optimizer and gradient sums of one rank, one step
+ * at a time, and evaluation. Exposed as a struct so that tests and the program's loop
+ * (run.h) can drive it step by step and look at its state. */
 #ifndef RESNET_DDP_TRAIN_H
 #define RESNET_DDP_TRAIN_H
 
@@ -53,17 +52,20 @@ struct trainer {
 /* Load data (validated on every rank before any collective), build the model,
  * initialize it on rank 0 and broadcast it. Errors exit with a message. */
 void trainer_init(struct trainer *t, const struct config *cfg, const struct comm_info *comm);
-/* Run the step at the current position and advance it. Returns this rank's loss sum.
- * Ends with one small allreduce of the step's loss, accuracy, count and the
- * preemption flag, so every rank knows the global figures and whether to stop. */
-double trainer_step(struct trainer *t);
+/* Run the step at the current position and advance it. Ends with one small allreduce
+ * of the step's loss, accuracy, count and the preemption flag, so every rank knows the
+ * global figures and whether to stop. Returns false when the global loss is not
+ * finite (training diverged: every rank sees it at the same step). */
+bool trainer_step(struct trainer *t);
+/* Rank 0 says where a diverged step went wrong (one error line). */
+void trainer_report_divergence(const struct trainer *t);
+/* Name of the first parameter (forward order), then momentum buffer, then BN buffer
+ * holding a NaN or Inf, or NULL: what a checkpoint would refuse to hold. */
+const char *trainer_first_nonfinite(const struct resnet *m);
 /* SIGTERM and SIGUSR1 request a stop at the next step boundary (SLURM preemption). */
 void trainer_install_signal_handlers(void);
 /* Evaluate on the whole test set (BN in eval mode), sharded over ranks. */
 struct eval_sums trainer_evaluate(struct trainer *t);
 void trainer_free(struct trainer *t);
-
-/* Train as the config says on this rank; returns the process exit code. */
-int train_run(const struct config *cfg, const struct comm_info *comm);
 
 #endif

@@ -244,13 +244,6 @@ static bool ends_sum(const struct chunk_plan *c, int n0, int nc)
 #define FOR_CHUNKS(plan, n0, nc) \
     for (int n0 = 0, nc = chunk_len(&(plan), 0); n0 < (plan).n; n0 += nc, nc = chunk_len(&(plan), n0))
 
-/* Time `stmt` into ws->timing->field when profiling. */
-#define TIMED(ws, field, stmt)                                                     \
-    do {                                                                           \
-        double t0_ = (ws)->timing ? timer_now() : 0.0;                             \
-        stmt;                                                                      \
-        if ((ws)->timing) (ws)->timing->field += timer_now() - t0_;                \
-    } while (0)
 
 /* The GEMMs of the im2col and direct paths (Winograd's, tinymap's and the stem's run
  * inside their own parallel loops): with micro-shards or alignment blocks, in fixed
@@ -298,13 +291,13 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
         /* Both prepare the weights once, then take the batch a chunk at a time. */
         float *prepared = s->winograd ? ws->wino : ws->wtap;
         if (s->winograd)
-            TIMED(ws, transform, winograd_transform_filter(s, w_all, prepared));
+            TIMED(ws->timing, ws->timing->transform, winograd_transform_filter(s, w_all, prepared));
         else
-            TIMED(ws, transform, tinymap_transpose_weights(s, w_all, prepared));
+            TIMED(ws->timing, ws->timing->transform, tinymap_transpose_weights(s, w_all, prepared));
         void (*chunk_forward)(const struct conv_shape *, const float *, const float *, int, int,
                               float *, float *) = s->winograd ? winograd_forward : tinymap_forward;
         FOR_CHUNKS(plan, n0, nc)
-            TIMED(ws, gemm, chunk_forward(s, prepared, x, n0, nc, y, ws->col));
+            TIMED(ws->timing, ws->timing->gemm, chunk_forward(s, prepared, x, n0, nc, y, ws->col));
         add_bias(s, b, y);
         return;
     }
@@ -318,11 +311,11 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
         float *yc = y + n0 * hw_out;
         if (b) fill_bias(s->cout, cols, b, yc, ldy);
         if (reads_input(s)) {
-            TIMED(ws, gemm, conv_gemm(ws, false, false, s->cout, cols, kdim, w, kdim,
+            TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, false, s->cout, cols, kdim, w, kdim,
                                       x + n0 * hw_out, ldy, beta, yc, ldy));
         } else {
-            TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
-            TIMED(ws, gemm, conv_gemm(ws, false, false, s->cout, cols, kdim, w, kdim, ws->col,
+            TIMED(ws->timing, ws->timing->im2col, im2col(s, x, n0, nc, ws->col));
+            TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, false, s->cout, cols, kdim, w, kdim, ws->col,
                                       cols, beta, yc, ldy));
         }
     }
@@ -340,15 +333,15 @@ static void winograd_backward(const struct conv_shape *s, const float *x, const 
     float *bank = ws->wino;
     FOR_CHUNKS(*plan, n0, nc) {
         const float beta = starts_sum(plan, n0) ? 0.0f : 1.0f;
-        TIMED(ws, gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, bank, ws->col));
+        TIMED(ws->timing, ws->timing->gemm, winograd_backward_filter(s, x, dy, n0, nc, beta, bank, ws->col));
         if (!ends_sum(plan, n0, nc)) continue;
-        TIMED(ws, transform, winograd_filter_gradient(s, bank, ws->dw));
+        TIMED(ws->timing, ws->timing->transform, winograd_filter_gradient(s, bank, ws->dw));
         grad_add_floats(dw, ws->dw, wsize);
     }
     if (!dx) return;
-    TIMED(ws, transform, winograd_transform_filter_flipped(s, w_all, bank));
+    TIMED(ws->timing, ws->timing->transform, winograd_transform_filter_flipped(s, w_all, bank));
     FOR_CHUNKS(*plan, n0, nc)
-        TIMED(ws, gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx, ws->col));
+        TIMED(ws->timing, ws->timing->gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx, ws->col));
 }
 
 /* conv2d_backward's gradients on a tiny map: the tap-major weight gradient sums over
@@ -357,10 +350,10 @@ static void tinymap_backward_all(const struct conv_shape *s, const float *x, con
                                  const float *dy, struct grad dw, float *dx, bool accumulate_dx,
                                  const struct conv_workspace *ws, const struct chunk_plan *plan)
 {
-    TIMED(ws, transform, tinymap_transpose_weights(s, w_all, ws->wtap));
+    TIMED(ws->timing, ws->timing->transform, tinymap_transpose_weights(s, w_all, ws->wtap));
     const size_t kk = (size_t)s->k * s->k, pairs = (size_t)s->cout * s->cin;
     FOR_CHUNKS(*plan, n0, nc) {
-        TIMED(ws, gemm, tinymap_backward(s, ws->wtap, x, dy, n0, nc,
+        TIMED(ws->timing, ws->timing->gemm, tinymap_backward(s, ws->wtap, x, dy, n0, nc,
                                          starts_sum(plan, n0) ? 0.0f : 1.0f, ws->dw, dx,
                                          accumulate_dx, ws->col));
         if (!ends_sum(plan, n0, nc)) continue;
@@ -419,19 +412,19 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
         const float beta = starts_sum(&plan, n0) ? 0.0f : 1.0f;
         if (reads_input(s)) {
             const float *xc = x + n0 * hw_out;
-            TIMED(ws, gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, xc, ldy,
+            TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, xc, ldy,
                                       beta, ws->dw, kdim));
             if (dx)
-                TIMED(ws, gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
+                TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
                                           accumulate_dx ? 1.0f : 0.0f, dx + n0 * hw_out, ldy));
         } else {
-            TIMED(ws, im2col, im2col(s, x, n0, nc, ws->col));
-            TIMED(ws, gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, ws->col, cols,
+            TIMED(ws->timing, ws->timing->im2col, im2col(s, x, n0, nc, ws->col));
+            TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, ws->col, cols,
                                       beta, ws->dw, kdim));
             if (dx) {
-                TIMED(ws, gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
+                TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
                                           0.0f, ws->col, cols));
-                TIMED(ws, col2im, col2im_add(s, ws->col, n0, nc, dx));
+                TIMED(ws->timing, ws->timing->col2im, col2im_add(s, ws->col, n0, nc, dx));
             }
         }
         if (ends_sum(&plan, n0, nc)) add_weight_gradient(s, ws->dw, dw);

@@ -9,7 +9,7 @@
 #include "comm.h"
 #include "config.h"
 #include "error.h"
-#include "train.h"
+#include "run.h"
 
 static const char usage[] =
     "usage: resnet_ddp CONFIG.ini [section.key=value ...]\n"

@@ -395,13 +395,6 @@ void resnet_init_params(struct resnet *m, enum init_scheme scheme, uint64_t seed
                       : grad_of_doubles((m)->grads + (m)->params[idx].offset))
 #define BUFFER(m, idx) ((m)->buffer_data + (m)->buffers[idx].offset)
 
-/* Time `stmt` into m->prof.dir[kind] when profiling. */
-#define PROFILED(m, dir, kind, stmt)                                               \
-    do {                                                                           \
-        double t0_ = (m)->prof.enabled ? timer_now() : 0.0;                        \
-        stmt;                                                                      \
-        if ((m)->prof.enabled) (m)->prof.dir[kind] += timer_now() - t0_;           \
-    } while (0)
 
 static double conv_macs(const struct conv_shape *s);
 
@@ -463,8 +456,8 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
     } else {
         conv_fwd(m, &m->stem_conv, n, m->input, m->stem_a);
         bn_fwd(m, &m->stem_bn, stem_pc, m->stem_a, m->stem_h, train, red);
-        PROFILED(m, fwd, PROF_RELU, relu_forward((size_t)sc->cout * stem_pc, m->stem_h));
-        PROFILED(m, fwd, PROF_POOL, maxpool_forward(&m->stem_pool, (size_t)sc->cout * n,
+        TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU], relu_forward((size_t)sc->cout * stem_pc, m->stem_h));
+        TIMED(m->prof.enabled, m->prof.fwd[PROF_POOL], maxpool_forward(&m->stem_pool, (size_t)sc->cout * n,
                                                     m->stem_h, m->stem_p, m->stem_argmax));
     }
 
@@ -478,7 +471,7 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
             bool last = u + 1 == b->nunits;
             conv_fwd(m, &un->conv, n, in, un->a);
             bn_fwd(m, &un->bn, pc, un->a, last ? b->y : m->scratch, train, red);
-            if (!last) PROFILED(m, fwd, PROF_RELU, relu_forward((size_t)s->cout * pc, m->scratch));
+            if (!last) TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU], relu_forward((size_t)s->cout * pc, m->scratch));
             in = m->scratch;
         }
         const float *shortcut = b->x;
@@ -486,7 +479,7 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
             conv_fwd(m, &b->shortcut, n, b->x, m->scratch);
             shortcut = m->scratch;
         }
-        PROFILED(m, fwd, PROF_RELU,
+        TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU],
                  add_relu_forward((size_t)b->cout * n * b->ho * b->wo, b->y, shortcut, b->y));
     }
     if (train) m->num_batches_tracked++;
@@ -527,7 +520,7 @@ static void conv_bwd(struct resnet *m, const struct conv_layer *l, int n, const 
 static void bn_bwd(struct resnet *m, const struct bn_layer *bn, size_t per_channel, const float *x,
                    float *dy_dx, const struct reducer *red)
 {
-    PROFILED(m, bwd, PROF_BN,
+    TIMED(m->prof.enabled, m->prof.bwd[PROF_BN],
              batchnorm_backward(bn->c, per_channel, x, dy_dx, PARAM(m, bn->weight), &bn->saved,
                                 dy_dx, GRAD(m, bn->weight), GRAD(m, bn->bias), red, m->bn_work));
 }
@@ -544,7 +537,7 @@ static void report_ready(const struct resnet *m, int first_param, const struct g
 void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                      const struct grad_ready_hook *hook)
 {
-    PROFILED(m, bwd, PROF_HEAD,
+    TIMED(m->prof.enabled, m->prof.bwd[PROF_HEAD],
              linear_backward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
                              m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled,
                              m->ws.shard, chunk_block(m), m->ws.dw));
@@ -554,13 +547,13 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
     /* Three scratch buffers rotate: dy (gradient at the block output), t (inside the
      * block) and dx (gradient at the block input, the next dy). */
     int iy = 0, it = 1, ix = 2;
-    PROFILED(m, bwd, PROF_POOL, avgpool_backward((size_t)lastb->cout * n, lastb->ho * lastb->wo,
+    TIMED(m->prof.enabled, m->prof.bwd[PROF_POOL], avgpool_backward((size_t)lastb->cout * n, lastb->ho * lastb->wo,
                                                  m->dpooled, m->grad_buf[iy]));
     for (int i = m->nblocks - 1; i >= 0; i--) {
         struct block *b = &m->blocks[i];
         float *dy = m->grad_buf[iy], *t = m->grad_buf[it], *dx = m->grad_buf[ix];
         size_t out = (size_t)b->cout * n * b->ho * b->wo;
-        PROFILED(m, bwd, PROF_RELU, relu_backward(out, b->y, dy));
+        TIMED(m->prof.enabled, m->prof.bwd[PROF_RELU], relu_backward(out, b->y, dy));
         if (b->has_shortcut)
             conv_bwd(m, &b->shortcut, n, b->x, dy, dx, false, false);
         else
@@ -576,12 +569,12 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                 /* The previous unit's BN + ReLU output, as forward computed it. */
                 const struct block_unit *prev = &b->units[u - 1];
                 float *h_prev = m->scratch;
-                PROFILED(m, bwd, PROF_BN,
+                TIMED(m->prof.enabled, m->prof.bwd[PROF_BN],
                          batchnorm_relu_recompute(prev->bn.c, (size_t)n * s->h * s->w, prev->a,
                                                   PARAM(m, prev->bn.weight), PARAM(m, prev->bn.bias),
                                                   &prev->bn.saved, h_prev));
                 conv_bwd(m, &un->conv, n, h_prev, g, o, false, true);
-                PROFILED(m, bwd, PROF_RELU, relu_backward((size_t)s->cin * n * s->h * s->w, h_prev, o));
+                TIMED(m->prof.enabled, m->prof.bwd[PROF_RELU], relu_backward((size_t)s->cin * n * s->h * s->w, h_prev, o));
                 float *tmp = g;
                 g = o;
                 o = tmp;
@@ -606,9 +599,9 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
         if (m->prof.enabled) m->prof.conv[m->stem_conv.prof].bwd += timer_now() - t0;
     } else {
         float *dh = m->stem_h;
-        PROFILED(m, bwd, PROF_POOL, maxpool_backward(&m->stem_pool, (size_t)sc->cout * n,
+        TIMED(m->prof.enabled, m->prof.bwd[PROF_POOL], maxpool_backward(&m->stem_pool, (size_t)sc->cout * n,
                                                      m->grad_buf[iy], m->stem_argmax, dh));
-        PROFILED(m, bwd, PROF_RELU,
+        TIMED(m->prof.enabled, m->prof.bwd[PROF_RELU],
                  batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
                                      PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh));
         bn_bwd(m, &m->stem_bn, stem_pc, m->stem_a, dh, red);
@@ -690,44 +683,4 @@ void resnet_profile_enable(struct resnet *m, bool on)
     m->prof.enabled = on;
     m->ws.timing = on ? &m->prof.parts : NULL;
     name_convs(m);
-}
-
-void resnet_profile_report(struct resnet *m, int64_t steps, double allreduce_wait,
-                           double bn_sync, double optimizer)
-{
-    struct resnet_profile *p = &m->prof;
-    if (steps <= 0) return;
-    const double per = 1000.0 / (double)steps; /* ms per step */
-    double conv_f = 0, conv_b = 0, other_f = 0, other_b = 0, flops = 0;
-    printf("# profile over %lld steps: milliseconds per step (GFLOP/s)\n", (long long)steps);
-    printf("#   %-22s %10s %10s %8s %8s\n", "layer", "forward", "backward", "GF/s fw", "GF/s bw");
-    for (int i = 0; i < p->nconv; i++) {
-        const struct conv_profile *c = &p->conv[i];
-        double bwd_flops = 2.0 * c->macs * (c->input_grad ? 2.0 : 1.0);
-        printf("#   %-22s %10.2f %10.2f %8.1f %8.1f\n", c->name ? c->name : "?", c->fwd * per,
-               c->bwd * per, c->fwd > 0 ? 2.0 * c->macs / c->fwd / 1e9 : 0.0,
-               c->bwd > 0 ? bwd_flops / c->bwd / 1e9 : 0.0);
-        conv_f += c->fwd;
-        conv_b += c->bwd;
-        flops += 2.0 * c->macs + bwd_flops;
-    }
-    static const char *kinds[PROF_KINDS] = {"batch-norm", "relu / add", "pooling", "pool+fc+loss"};
-    for (int k = 0; k < PROF_KINDS; k++) {
-        printf("#   %-22s %10.2f %10.2f\n", kinds[k], p->fwd[k] * per, p->bwd[k] * per);
-        other_f += p->fwd[k];
-        other_b += p->bwd[k];
-    }
-    printf("#   %-22s %10.2f %10.2f   (%.1f GFLOP/s over all convolutions)\n", "convolutions",
-           conv_f * per, conv_b * per, conv_f + conv_b > 0 ? flops / (conv_f + conv_b) / 1e9 : 0.0);
-    printf("#     of which im2col %.2f, col2im %.2f, GEMM (Winograd, tinymap: with their data "
-           "transforms) %.2f, filter transforms (Winograd, tinymap) %.2f\n",
-           p->parts.im2col * per, p->parts.col2im * per, p->parts.gemm * per,
-           p->parts.transform * per);
-    printf("#   %-22s %10.2f %10.2f\n", "total", (conv_f + other_f) * per, (conv_b + other_b) * per);
-    printf("#   allreduce wait %.2f, BN synchronization %.2f (inside batch-norm), optimizer %.2f\n",
-           allreduce_wait * per, bn_sync * per, optimizer * per);
-    for (int i = 0; i < p->nconv; i++) p->conv[i].fwd = p->conv[i].bwd = p->conv[i].macs = 0;
-    memset(p->fwd, 0, sizeof p->fwd);
-    memset(p->bwd, 0, sizeof p->bwd);
-    memset(&p->parts, 0, sizeof p->parts);
 }

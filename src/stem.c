@@ -327,51 +327,106 @@ void stem_forward(const struct stem *st, const struct stem_params *p, int n, con
     }
 }
 
+/* Backward pass 1 for chunk i: BN's gradient sums (sum dy, sum dy * xhat per channel)
+ * into sums[0, 2c). A pooled gradient reaches the BN output only at its window's
+ * maximum, and only if that passed the ReLU. */
+static void chunk_bn_grad_sums(const struct stem *st, const struct stem_params *p, int n,
+                               const float *input, const float *dpooled, int i, int t,
+                               double *sums)
+{
+    const struct maxpool_shape *ps = &st->pool;
+    const int c = st->conv.cout;
+    const size_t in_plane = (size_t)ps->h * ps->w, out_plane = (size_t)ps->ho * ps->wo;
+    int off[9], n0, nc;
+    window_offsets(ps->w, off);
+    const float *a = chunk_output(st, p, input, n, i, t, &n0, &nc);
+    for (int ch = 0; ch < c; ch++) {
+        float scale, shift;
+        train_affine(p, ch, &scale, &shift);
+        const double mean = p->saved->mean[ch], invstd = p->saved->invstd[ch];
+        double s = 0.0, sx = 0.0;
+        for (int j = 0; j < nc; j++) {
+            const float *ap = a + ((size_t)ch * nc + j) * in_plane;
+            const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
+            const uint8_t *mp = st->argmax + plane;
+            const float *gp = dpooled + plane;
+            for (int oy = 0; oy < ps->ho; oy++)
+                for (int ox = 0; ox < ps->wo; ox++) {
+                    const int o = oy * ps->wo + ox;
+                    const float v = ap[max_position(ps, off, oy, ox, mp[o])];
+                    if (!(bn_relu(v, scale, shift) > 0.0f)) continue;
+                    const double g = gp[o];
+                    s += g;
+                    sx += g * (((double)v - mean) * invstd);
+                }
+        }
+        sums[ch] = s;
+        sums[c + ch] = sx;
+    }
+}
+
+/* Backward pass 2 for chunk i: the dense gradient of its convolution output (BN's
+ * backward from the sums), then the chunk's weight (and bias) gradient into g. */
+static void chunk_conv_grads(const struct stem *st, const struct stem_params *p, int n,
+                             const float *input, const float *dpooled, const double *sum_dy,
+                             const double *sum_dy_xhat, int i, int t, double *g)
+{
+    const struct maxpool_shape *ps = &st->pool;
+    const struct bn_saved *sv = p->saved;
+    const int c = st->conv.cout;
+    const size_t in_plane = (size_t)ps->h * ps->w, out_plane = (size_t)ps->ho * ps->wo;
+    const double count = sv->count;
+    int off[9], n0, nc;
+    window_offsets(ps->w, off);
+    const float *a = chunk_output(st, p, input, n, i, t, &n0, &nc);
+    float *d = st->d + (size_t)t * st->per_thread.out;
+    for (int ch = 0; ch < c; ch++) {
+        float scale, shift;
+        train_affine(p, ch, &scale, &shift);
+        const float mean = sv->mean[ch], invstd = sv->invstd[ch];
+        const float k = p->gamma[ch] * invstd;
+        const float mean_dy = (float)(sum_dy[ch] / count);
+        const float mean_dy_xhat = (float)(sum_dy_xhat[ch] / count);
+        for (int j = 0; j < nc; j++) {
+            const float *ap = a + ((size_t)ch * nc + j) * in_plane;
+            float *dp = d + ((size_t)ch * nc + j) * in_plane;
+            const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
+            const uint8_t *mp = st->argmax + plane;
+            const float *gp = dpooled + plane;
+            memset(dp, 0, sizeof(float) * in_plane);
+            for (int oy = 0; oy < ps->ho; oy++)
+                for (int ox = 0; ox < ps->wo; ox++) {
+                    const int o = oy * ps->wo + ox;
+                    const int pos = max_position(ps, off, oy, ox, mp[o]);
+                    if (bn_relu(ap[pos], scale, shift) > 0.0f) dp[pos] += gp[o];
+                }
+#pragma omp simd
+            for (size_t e = 0; e < in_plane; e++) {
+                const float xhat = (ap[e] - mean) * invstd;
+                dp[e] = k * (dp[e] - mean_dy - xhat * mean_dy_xhat);
+            }
+        }
+    }
+    const size_t per_chunk = grads_per_chunk(st), nw = per_chunk - (size_t)c;
+    memset(g, 0, sizeof(double) * per_chunk);
+    struct conv_shape cs = st->conv;
+    cs.n = nc;
+    const struct conv_workspace ws = thread_workspace(st, t);
+    conv2d_backward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, d, grad_of_doubles(g),
+                    grad_wanted(p->db) ? grad_of_doubles(g + nw) : grad_none(), NULL, false, &ws);
+}
+
 void stem_backward(const struct stem *st, const struct stem_params *p, int n, const float *input,
                    const float *dpooled, const struct reducer *red, double *work)
 {
-    const struct maxpool_shape *ps = &st->pool;
     const int c = st->conv.cout, nchunks = count_chunks(st, n);
-    const size_t in_plane = (size_t)ps->h * ps->w, out_plane = (size_t)ps->ho * ps->wo;
-    const struct bn_saved *sv = p->saved;
     double *sum_dy = work, *sum_dy_xhat = work + c;
-    int off[9];
-    window_offsets(ps->w, off);
-
-    /* Pass 1: BN's gradient sums. A pooled gradient reaches the BN output only at its
-     * window's maximum, and only if that passed the ReLU. */
 #pragma omp parallel num_threads(team(st))
     {
         const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic)
-        for (int i = 0; i < nchunks; i++) {
-            int n0, nc;
-            const float *a = chunk_output(st, p, input, n, i, t, &n0, &nc);
-            double *s_out = st->sums + (size_t)i * 2 * c;
-            for (int ch = 0; ch < c; ch++) {
-                float scale, shift;
-                train_affine(p, ch, &scale, &shift);
-                const double mean = sv->mean[ch], invstd = sv->invstd[ch];
-                double s = 0.0, sx = 0.0;
-                for (int j = 0; j < nc; j++) {
-                    const float *ap = a + ((size_t)ch * nc + j) * in_plane;
-                    const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
-                    const uint8_t *mp = st->argmax + plane;
-                    const float *gp = dpooled + plane;
-                    for (int oy = 0; oy < ps->ho; oy++)
-                        for (int ox = 0; ox < ps->wo; ox++) {
-                            const int o = oy * ps->wo + ox;
-                            const float v = ap[max_position(ps, off, oy, ox, mp[o])];
-                            if (!(bn_relu(v, scale, shift) > 0.0f)) continue;
-                            const double g = gp[o];
-                            s += g;
-                            sx += g * (((double)v - mean) * invstd);
-                        }
-                }
-                s_out[ch] = s;
-                s_out[c + ch] = sx;
-            }
-        }
+        for (int i = 0; i < nchunks; i++)
+            chunk_bn_grad_sums(st, p, n, input, dpooled, i, t, st->sums + (size_t)i * 2 * c);
     }
     for (int i = 0; i < 2 * c; i++) work[i] = 0.0;
     add_chunk_sums(nchunks, 2 * (size_t)c, 2 * (size_t)c, st->sums, grad_of_doubles(work));
@@ -381,56 +436,15 @@ void stem_backward(const struct stem *st, const struct stem_params *p, int n, co
         grad_add(p->dgamma, (size_t)ch, sum_dy_xhat[ch]);
     }
     reducer_sum(red, work, 2 * (size_t)c);
-    const double count = sv->count;
-    if (count == 0) return;
-
-    /* Pass 2: the dense gradient of each chunk's convolution output, then the chunk's
-     * weight and bias gradients. */
+    if (p->saved->count == 0) return;
     const size_t per_chunk = grads_per_chunk(st), nw = per_chunk - (size_t)c;
 #pragma omp parallel num_threads(team(st))
     {
         const int t = omp_get_thread_num();
 #pragma omp for schedule(dynamic)
-        for (int i = 0; i < nchunks; i++) {
-            int n0, nc;
-            const float *a = chunk_output(st, p, input, n, i, t, &n0, &nc);
-            float *d = st->d + (size_t)t * st->per_thread.out;
-            for (int ch = 0; ch < c; ch++) {
-                float scale, shift;
-                train_affine(p, ch, &scale, &shift);
-                const float mean = sv->mean[ch], invstd = sv->invstd[ch];
-                const float k = p->gamma[ch] * invstd;
-                const float mean_dy = (float)(sum_dy[ch] / count);
-                const float mean_dy_xhat = (float)(sum_dy_xhat[ch] / count);
-                for (int j = 0; j < nc; j++) {
-                    const float *ap = a + ((size_t)ch * nc + j) * in_plane;
-                    float *dp = d + ((size_t)ch * nc + j) * in_plane;
-                    const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
-                    const uint8_t *mp = st->argmax + plane;
-                    const float *gp = dpooled + plane;
-                    memset(dp, 0, sizeof(float) * in_plane);
-                    for (int oy = 0; oy < ps->ho; oy++)
-                        for (int ox = 0; ox < ps->wo; ox++) {
-                            const int o = oy * ps->wo + ox;
-                            const int pos = max_position(ps, off, oy, ox, mp[o]);
-                            if (bn_relu(ap[pos], scale, shift) > 0.0f) dp[pos] += gp[o];
-                        }
-#pragma omp simd
-                    for (size_t e = 0; e < in_plane; e++) {
-                        const float xhat = (ap[e] - mean) * invstd;
-                        dp[e] = k * (dp[e] - mean_dy - xhat * mean_dy_xhat);
-                    }
-                }
-            }
-            double *g = st->grads + (size_t)i * per_chunk;
-            memset(g, 0, sizeof(double) * per_chunk);
-            struct conv_shape cs = st->conv;
-            cs.n = nc;
-            const struct conv_workspace ws = thread_workspace(st, t);
-            conv2d_backward(&cs, input + (size_t)n0 * cs.h * cs.w, p->w, d, grad_of_doubles(g),
-                            grad_wanted(p->db) ? grad_of_doubles(g + nw) : grad_none(), NULL,
-                            false, &ws);
-        }
+        for (int i = 0; i < nchunks; i++)
+            chunk_conv_grads(st, p, n, input, dpooled, sum_dy, sum_dy_xhat, i, t,
+                             st->grads + (size_t)i * per_chunk);
     }
     add_chunk_sums(nchunks, per_chunk, nw, st->grads, p->dw);
     if (grad_wanted(p->db)) add_chunk_sums(nchunks, per_chunk, (size_t)c, st->grads + nw, p->db);

@@ -13,12 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blas_kernel.h"
-#include "checkpoint.h"
-#include "ckpt_store.h"
 #include "error.h"
 #include "gemm.h"
-#include "metrics.h"
 #include "timer.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -125,9 +121,7 @@ static bool all_finite(const float *v, size_t n)
     return true;
 }
 
-/* Name of the first parameter (forward order), then momentum buffer, then BN buffer
- * holding a NaN or Inf, or NULL: what a checkpoint would refuse to hold. */
-static const char *first_nonfinite(const struct resnet *m)
+const char *trainer_first_nonfinite(const struct resnet *m)
 {
     static char name[2 * RESNET_NAME_MAX];
     for (int i = 0; i < m->nparams; i++)
@@ -143,7 +137,7 @@ static const char *first_nonfinite(const struct resnet *m)
     return NULL;
 }
 
-double trainer_step(struct trainer *t)
+bool trainer_step(struct trainer *t)
 {
     struct resnet *m = &t->model;
     double t0 = timer_now();
@@ -197,20 +191,18 @@ double trainer_step(struct trainer *t)
         t->step_in_epoch = 0;
         t->epoch++;
     }
-    if (!isfinite(t->step_loss_sum)) {
-        /* Every rank sees the same global sum: all stop here, rank 0 explains. */
-        if (t->comm.rank == 0) {
-            const char *bad = first_nonfinite(m);
-            error_report("training diverged: the loss is %g at global step %lld (epoch %lld); %s%s; "
-                         "expected finite values: lower [train] lr (the last checkpoint is kept)",
-                         t->step_loss_sum, (long long)t->global_step, (long long)t->epoch + 1,
-                         bad ? "first tensor with a non-finite value: " : "all parameters were "
-                         "finite before this step, the forward pass overflowed", bad ? bad : "");
-        }
-        comm_finalize();
-        exit(EXIT_CODE_DIVERGED);
-    }
-    return loss;
+    return isfinite(t->step_loss_sum);
+}
+
+void trainer_report_divergence(const struct trainer *t)
+{
+    if (t->comm.rank != 0) return;
+    const char *bad = trainer_first_nonfinite(&t->model);
+    error_report("training diverged: the loss is %g at global step %lld (epoch %lld); %s%s; "
+                 "expected finite values: lower [train] lr (the last checkpoint is kept)",
+                 t->step_loss_sum, (long long)t->global_step, (long long)t->epoch + 1,
+                 bad ? "first tensor with a non-finite value: " : "all parameters were "
+                 "finite before this step, the forward pass overflowed", bad ? bad : "");
 }
 
 struct eval_sums trainer_evaluate(struct trainer *t)
@@ -247,331 +239,3 @@ void trainer_free(struct trainer *t)
     dataset_free(&t->test_set);
 }
 
-/* ---- checkpoints ------------------------------------------------------------------- */
-
-static void fill_ckpt_state(const struct trainer *t, struct ckpt_state *st)
-{
-    memset(st, 0, sizeof *st);
-    st->epoch = t->epoch;
-    st->step_in_epoch = t->step_in_epoch;
-    st->global_step = t->global_step;
-    st->epoch_loss_sum = t->epoch_loss_sum;
-    st->epoch_correct = t->epoch_correct;
-    st->epoch_count = t->epoch_count;
-    st->seed = t->cfg->seed;
-    st->world_size = t->comm.world;
-    st->global_batch = t->global_batch;
-    st->image_size = t->image_size;
-    config_format(t->cfg, st->config_text, sizeof st->config_text);
-}
-
-/* Rank 0: write the checkpoint of the current position, then rotate. */
-static void save_checkpoint(struct trainer *t, const char *why)
-{
-    const struct config *cfg = t->cfg;
-    char path[CONFIG_PATH_MAX + 64], err[1024];
-    ckpt_store_path(cfg->checkpoint_dir, t->global_step, path, sizeof path);
-    if (access(path, F_OK) == 0) return; /* this very state is saved already */
-    const char *bad = first_nonfinite(&t->model);
-    if (bad)
-        error_exit(EXIT_CODE_DIVERGED, "training diverged: %s is not finite after global step "
-                   "%lld; not writing a checkpoint (the last one is kept); expected finite values: "
-                   "lower [train] lr", bad, (long long)t->global_step);
-    struct ckpt_state st;
-    fill_ckpt_state(t, &st);
-    double t0 = timer_now();
-    /* No activation is live between steps; the file image (twice the size of the
-     * weights and momentum) then fits in their pages instead of on top of them. */
-    arena_release(&t->model.arena);
-    if (ckpt_write(path, &t->model, &st, err, sizeof err) != 0)
-        error_exit(EXIT_CODE_INTERNAL, "%s (the previous checkpoints are kept)", err);
-    int removed = ckpt_store_prune(cfg->checkpoint_dir, cfg->checkpoint_keep);
-    printf("# checkpoint %s (%s, epoch %lld step %lld, %.2f s%s)\n", path, why,
-           (long long)t->epoch + 1, (long long)t->step_in_epoch, timer_now() - t0,
-           removed ? ", older ones rotated out" : "");
-    fflush(stdout);
-}
-
-/* The config must describe the same run as the checkpoint for an exact resume. */
-static void check_resume_fits(const struct trainer *t, const struct ckpt_state *st,
-                              const char *path)
-{
-    if (st->global_batch != t->global_batch)
-        FAIL_INPUT("checkpoint '%s' was written with [train] batch_size = %d but the config says "
-                   "%d: expected the same global batch to resume", path, st->global_batch,
-                   t->global_batch);
-    if (st->seed != t->cfg->seed)
-        FAIL_INPUT("checkpoint '%s' was written with [train] seed = %llu but the config says %llu: "
-                   "expected the same seed to resume", path, (unsigned long long)st->seed,
-                   (unsigned long long)t->cfg->seed);
-    if (st->image_size != t->image_size)
-        FAIL_INPUT("checkpoint '%s' was trained on %dx%d images but the config gives %dx%d: "
-                   "expected the same [data] resize", path, st->image_size, st->image_size,
-                   t->image_size, t->image_size);
-    if (st->step_in_epoch >= t->steps_per_epoch)
-        FAIL_INPUT("checkpoint '%s' stands at step %lld of an epoch, but an epoch has %lld steps "
-                   "with this data: expected the same [data] train_limit", path,
-                   (long long)st->step_in_epoch, (long long)t->steps_per_epoch);
-}
-
-/* Rank 0 picks and reads the checkpoint to resume from (resume = auto | none | PATH);
- * the state then goes to every rank. Returns whether training resumes. */
-static bool resume_from_checkpoint(struct trainer *t)
-{
-    const struct config *cfg = t->cfg;
-    double info[7] = {0};
-    if (t->comm.rank == 0) {
-        char err[1024], chosen[CONFIG_PATH_MAX + 64] = "";
-        struct ckpt_state st;
-        struct ckpt_entry *list;
-        int n = ckpt_store_list(cfg->checkpoint_dir, &list);
-        if (strcmp(cfg->checkpoint_resume, "none") == 0) {
-            if (n > 0)
-                FAIL_INPUT("[checkpoint] dir '%s' already holds checkpoints of another run (newest "
-                           "%s) and [checkpoint] resume = none: expected resume = auto to continue "
-                           "it, or an empty or new [checkpoint] dir", cfg->checkpoint_dir,
-                           list[0].path);
-        } else if (strcmp(cfg->checkpoint_resume, "auto") == 0) {
-            for (int i = 0; i < n && !chosen[0]; i++) {
-                if (ckpt_read(list[i].path, &t->model, &st, err, sizeof err) == 0)
-                    snprintf(chosen, sizeof chosen, "%s", list[i].path);
-                else
-                    printf("# resume: skipping %s: %s\n", list[i].path, err);
-            }
-            if (!chosen[0]) printf("# resume = auto: no usable checkpoint in %s, starting fresh\n",
-                                   cfg->checkpoint_dir);
-        } else {
-            if (ckpt_read(cfg->checkpoint_resume, &t->model, &st, err, sizeof err) != 0)
-                FAIL_INPUT("[checkpoint] resume = %s: %s", cfg->checkpoint_resume, err);
-            snprintf(chosen, sizeof chosen, "%s", cfg->checkpoint_resume);
-        }
-        ckpt_store_free(list, n);
-        if (chosen[0]) {
-            check_resume_fits(t, &st, chosen);
-            printf("# resumed from %s: epoch %lld, step %lld of the epoch, global step %lld "
-                   "(written by %d rank(s))\n", chosen, (long long)st.epoch + 1,
-                   (long long)st.step_in_epoch, (long long)st.global_step, st.world_size);
-            fflush(stdout);
-            double v[7] = {1, (double)st.epoch, (double)st.step_in_epoch, (double)st.global_step,
-                           st.epoch_loss_sum, st.epoch_correct, st.epoch_count};
-            memcpy(info, v, sizeof v);
-        }
-    }
-    comm_bcast_bytes(info, sizeof info, 0);
-    if (info[0] == 0) return false;
-    struct resnet *m = &t->model;
-    comm_bcast_floats(m->weights, m->param_floats, 0);
-    comm_bcast_floats(m->momentum, m->param_floats, 0);
-    comm_bcast_floats(m->buffer_data, m->buffer_floats, 0);
-    comm_bcast_bytes(&m->num_batches_tracked, sizeof m->num_batches_tracked, 0);
-    t->epoch = (int64_t)info[1];
-    t->step_in_epoch = (int64_t)info[2];
-    t->global_step = (int64_t)info[3];
-    t->epoch_loss_sum = info[4];
-    t->epoch_correct = info[5];
-    t->epoch_count = info[6];
-    return true;
-}
-
-/* ---- the program's loop ------------------------------------------------------------ */
-
-static void print_config(const struct config *cfg)
-{
-    char text[8192];
-    config_format(cfg, text, sizeof text);
-    printf("# resnet_ddp %s, config %s resolved:\n", RESNET_DDP_VERSION, cfg->source_path);
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) printf("#   %s\n", line);
-}
-
-static void print_progress(const struct trainer *t, double started, double images)
-{
-    fprintf(stderr, "\repoch %lld step %lld/%lld  loss %.4f  acc %.4f  %.1f img/s   ",
-            (long long)t->epoch + 1, (long long)t->step_in_epoch, (long long)t->steps_per_epoch,
-            t->epoch_loss_sum / t->epoch_count, t->epoch_correct / t->epoch_count,
-            images / (timer_now() - started));
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of this run's per-step images/s after the first `warmup` steps. */
-static double median_rate(double *rates, int64_t n, int64_t warmup)
-{
-    if (n <= warmup) warmup = 0;
-    if (n == 0) return 0;
-    qsort(rates + warmup, (size_t)(n - warmup), sizeof *rates, compare_doubles);
-    return rates[warmup + (n - warmup) / 2];
-}
-
-static void log_or_fail(int rc, const char *err)
-{
-    if (rc != 0) error_exit(EXIT_CODE_INTERNAL, "%s", err);
-}
-
-int train_run(const struct config *cfg, const struct comm_info *comm)
-{
-    const bool leader = comm->rank == 0;
-    struct trainer t;
-    trainer_init(&t, cfg, comm);
-    trainer_install_signal_handlers();
-
-    char metrics_path[2 * CONFIG_PATH_MAX], err[1024];
-    if (cfg->metrics_path[0])
-        snprintf(metrics_path, sizeof metrics_path, "%s", cfg->metrics_path);
-    else
-        snprintf(metrics_path, sizeof metrics_path, "%s/metrics.h5", cfg->checkpoint_dir);
-    if (leader && ckpt_store_prepare(cfg->checkpoint_dir, err, sizeof err) != 0)
-        FAIL_INPUT("%s", err);
-    const bool resumed = resume_from_checkpoint(&t);
-    struct metrics_log *log = NULL;
-    if (leader) {
-        log = metrics_open(metrics_path, resumed, t.global_step, t.epoch, err, sizeof err);
-        if (!log) FAIL_INPUT("%s ([metrics] path)", err);
-        print_config(cfg);
-        printf("# model ResNet-%d: %zu trainable parameters, %.1f MFLOP per training image at %dx%d; "
-               "memory: %.0f MiB activations (batch %d per rank), %.0f MiB parameters + "
-               "gradients + momentum\n",
-               cfg->depth, t.model.trainable, resnet_flops_per_image(&t.model) / 1e6,
-               t.image_size, t.image_size, (double)t.model.arena.size / 1048576.0,
-               t.model.spec.max_batch, (double)t.model.param_floats * (t.model.float_grads ? 12.0 : 16.0) / 1048576.0);
-        printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); global batch "
-               "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s, summed by %s\n",
-               (long long)t.train_set.count, (long long)t.test_set.count, comm->world, t.threads,
-               t.global_batch, (long long)t.steps_per_epoch, cfg->sync_bn ? "on" : "off",
-               grad_sync_buckets(t.grad_sync), grad_sync_overlaps(t.grad_sync) ? "on" : "off",
-               comm->world > 1 ? grad_sync_method(t.grad_sync) : "none (one rank)");
-        printf("# BLAS: %s\n", blas_kernel_description());
-        printf("# checkpoints in %s, metrics in %s\n", cfg->checkpoint_dir, metrics_path);
-        fflush(stdout);
-    }
-    const bool progress = leader && cfg->progress && isatty(STDERR_FILENO);
-
-    const double run_start = timer_now();
-    int64_t run_steps = 0, rate_cap = 1024;
-    double *rates = xcalloc((size_t)rate_cap, sizeof *rates); /* images/s of each step */
-    int code = EXIT_CODE_OK;
-    bool stop = false;
-    while (t.epoch < cfg->epochs && !stop) {
-        const int64_t epoch = t.epoch;
-        const double epoch_start = timer_now();
-        double last_progress = epoch_start, images = 0;
-        int64_t epoch_steps = 0;
-        memset(&t.timers, 0, sizeof t.timers);
-        if (t.step_in_epoch == 0) t.epoch_loss_sum = t.epoch_correct = t.epoch_count = 0;
-        while (t.epoch == epoch) {
-            if (cfg->max_steps && t.global_step >= cfg->max_steps) {
-                stop = true;
-                break;
-            }
-            trainer_step(&t);
-            epoch_steps++;
-            images += t.step_count;
-            if (run_steps == rate_cap) {
-                rate_cap *= 2;
-                rates = realloc(rates, sizeof *rates * (size_t)rate_cap);
-                CHECK(rates, "out of memory");
-            }
-            rates[run_steps++] = t.step_count / t.step_seconds;
-            if (leader) {
-                struct step_record r = {
-                    .step = t.global_step, .epoch = epoch + 1,
-                    .loss = t.step_loss_sum / t.step_count,
-                    .lr = lr_at_step(cfg, t.global_step - 1, t.steps_per_epoch),
-                    .images_per_second = t.step_count / t.step_seconds,
-                    .seconds = t.step_seconds,
-                };
-                log_or_fail(metrics_append_step(log, &r, err, sizeof err), err);
-                if (cfg->checkpoint_every_steps && t.global_step % cfg->checkpoint_every_steps == 0) {
-                    log_or_fail(metrics_flush(log, err, sizeof err), err);
-                    save_checkpoint(&t, "every_steps");
-                }
-            }
-            if (t.stop_requested) {
-                /* Every rank saw the flag in the same allreduce: all stop here. */
-                stop = true;
-                code = EXIT_CODE_PREEMPTED;
-                break;
-            }
-            if (progress && timer_now() - last_progress > 1.0) {
-                last_progress = timer_now();
-                print_progress(&t, epoch_start, images);
-            }
-        }
-        if (progress) fprintf(stderr, "\r%*s\r", 78, "");
-        if (t.epoch == epoch) { /* stopped inside the epoch: report it, no evaluation */
-            if (leader && t.epoch_count > 0)
-                printf("epoch %lld/%d stopped at step %lld/%lld  train loss %.4f  train acc %.4f  "
-                       "%.1f img/s  %.1f s\n", (long long)epoch + 1, cfg->epochs,
-                       (long long)t.step_in_epoch, (long long)t.steps_per_epoch,
-                       t.epoch_loss_sum / t.epoch_count, t.epoch_correct / t.epoch_count,
-                       images / (timer_now() - epoch_start), timer_now() - epoch_start);
-            double times[6] = {t.timers.data, t.timers.forward, t.timers.backward,
-                               t.timers.allreduce_wait, t.timers.bn_sync, t.timers.optimizer};
-            comm_allreduce_max_double(times, 6);
-            if (leader)
-                printf("  time (s, max over ranks): data %.2f  forward %.2f  backward %.2f  "
-                       "allreduce wait %.2f  bn sync %.2f  optimizer %.2f\n",
-                       times[0], times[1], times[2], times[3], times[4], times[5]);
-            if (leader && cfg->profile)
-                resnet_profile_report(&t.model, epoch_steps, t.timers.allreduce_wait,
-                                      t.timers.bn_sync, t.timers.optimizer);
-            break;
-        }
-
-        const double train_seconds = timer_now() - epoch_start;
-        if (leader && cfg->profile)
-            resnet_profile_report(&t.model, epoch_steps, t.timers.allreduce_wait,
-                                  t.timers.bn_sync, t.timers.optimizer);
-        double times[7] = {t.timers.data, t.timers.forward, t.timers.backward,
-                           t.timers.allreduce_wait, t.timers.bn_sync, t.timers.optimizer,
-                           train_seconds};
-        comm_allreduce_max_double(times, 7);
-        struct eval_sums ev = trainer_evaluate(&t);
-        const double epoch_seconds = timer_now() - epoch_start;
-        if (leader) {
-            struct epoch_record r = {
-                .epoch = epoch + 1,
-                .train_loss = t.epoch_loss_sum / t.epoch_count,
-                .train_acc = t.epoch_correct / t.epoch_count,
-                .test_loss = ev.loss_sum / ev.count, .test_acc = ev.correct / ev.count,
-                .seconds = epoch_seconds, .images_per_second = images / times[6],
-            };
-            log_or_fail(metrics_append_epoch(log, &r, err, sizeof err), err);
-            printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-                   "%.1f img/s  %.1f s\n",
-                   (long long)epoch + 1, cfg->epochs, r.train_loss, r.train_acc, r.test_loss,
-                   r.test_acc, r.images_per_second, epoch_seconds);
-            printf("  time (s, max over ranks): data %.2f  forward %.2f  backward %.2f  "
-                   "allreduce wait %.2f  bn sync %.2f  optimizer %.2f  eval %.2f\n",
-                   times[0], times[1], times[2], times[3], times[4], times[5],
-                   epoch_seconds - train_seconds);
-            fflush(stdout);
-            if (cfg->checkpoint_every_epochs && (epoch + 1) % cfg->checkpoint_every_epochs == 0)
-                save_checkpoint(&t, "every_epochs");
-        }
-        t.epoch_loss_sum = t.epoch_correct = t.epoch_count = 0;
-    }
-    if (leader) {
-        log_or_fail(metrics_flush(log, err, sizeof err), err);
-        save_checkpoint(&t, code == EXIT_CODE_PREEMPTED ? "preempted" : "end of training");
-        metrics_close(log);
-        if (code == EXIT_CODE_PREEMPTED)
-            printf("# stopped by a signal at global step %lld; exit code %d, resume with "
-                   "[checkpoint] resume = auto\n", (long long)t.global_step, EXIT_CODE_PREEMPTED);
-        else
-            printf("# done: %lld steps, %.1f s\n", (long long)t.global_step, timer_now() - run_start);
-        printf("# throughput: median %.1f img/s per step over %lld steps of this run "
-               "(first 3 excluded as warm-up)\n", median_rate(rates, run_steps, 3),
-               (long long)(run_steps > 3 ? run_steps - 3 : run_steps));
-        fflush(stdout);
-    }
-    free(rates);
-    /* No rank leaves before rank 0 has the checkpoint on disk. */
-    comm_set_phase("the final checkpoint", (long long)t.global_step);
-    comm_barrier();
-    trainer_free(&t);
-    return code;
-}
