@@ -13,10 +13,10 @@ medians, the ratio of medians to PyTorch, the peak RSS (largest over the runs; f
 (198 MFLOP at 28x28, 1,910 MFLOP at 96x96, counting im2col's multiplications by
 padding, the same for both programs) and that as a fraction of this machine's FMA
 peak (build/fma_peak: single-precision FMA throughput of 2 threads, measured at the
-start; issue #6's machine gave 513 GFLOP/s, the 2-core development VM 232) and of
-what OpenBLAS's sgemm reaches on this machine in the same environment (2048^3, 2
-threads, best of 5, with the kernel resnet_ddp would choose: build/sgemm_peak, run
-before each environment's runs).
+start, since a VM can give far less than its CPU's data sheet) and of what
+OpenBLAS's sgemm reaches on this machine in the same environment (2048^3, 2 threads,
+best of 5, with the kernel resnet_ddp would choose: build/sgemm_peak, run before each
+environment's runs).
 
 The kernels each program ran are printed once per environment and program, and
 named in the table's kernel column: resnet_ddp's from its "# BLAS:" start-up line,
@@ -30,13 +30,16 @@ Environment variants (--env):
          (by OpenBLAS, and for resnet_ddp also by its blas_kernel.c);
   haswell  OPENBLAS_CORETYPE=Haswell only: OpenBLAS's AVX2 kernels whatever the CPU
          (resnet_ddp stops with an error on a CPU without AVX2 and FMA).
-Modes: single28 / single96 = one process x 2 threads (96 adds PyTorch with glibc
-malloc tuned as in the issue); ddp28 / ddp96 = 2 ranks x 1 thread, synchronized BN.
+Modes: single28 / single96 = one process x 2 threads (96 adds PyTorch with glibc's
+malloc tuned, TUNED_MALLOC, unless --no-pytorch-tuned); ddp28 / ddp96 = 2 ranks x 1
+thread, synchronized BN.
+
+Results, with their machine and commit: docs/PERFORMANCE.md and bench/results/.
 """
 import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MFLOP = {28: 198.0, 96: 1910.0}           # nominal per training image (issue #6)
+MFLOP = {28: 198.0, 96: 1910.0}           # nominal per training image, im2col's count
 TUNED_MALLOC = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 
 

@@ -2,8 +2,8 @@
  * bench/compare.py's "of FMA peak" column: single-precision FMA throughput with the
  * given thread count, 12 independent accumulator chains per thread, with 256-bit
  * (AVX2) and, where the CPU has it, 512-bit (AVX-512) vectors. A VM can give far
- * less than the CPU's data sheet (the 2-core development VM: 232 GFLOP/s against
- * the 513 issue #6 measured on its machine), so ratios are taken against this.
+ * less than the CPU's data sheet, so ratios are taken against this (figures:
+ * docs/PERFORMANCE.md).
  * Prints "<best GFLOP/s> <256-bit GFLOP/s> <512-bit GFLOP/s or 0>". */
 #include <immintrin.h>
 #include <omp.h>
