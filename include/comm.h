@@ -67,8 +67,6 @@ const char *grad_sync_method(const struct grad_sync *gs);
 float *grad_sync_floats(const struct grad_sync *gs);
 void grad_sync_free(struct grad_sync *gs);
 
-double comm_wtime(void);
-
 /* ---- hang guard ------------------------------------------------------------------
  * Like PyTorch's NCCL watchdog: a thread checks every second whether this rank has
  * been inside one collective for more than timeout_seconds; if so it prints which

@@ -1,7 +1,8 @@
 /* config: the INI file (parsed with inih) -> struct config.
  *
- * All defaults live in config_defaults(). Unknown sections or keys and bad values are
- * errors naming the file, the line, the key and the expected value. Command-line
+ * All defaults live in the keys table of config.c (README.md's table is checked
+ * against it by tests/test_readme_config.c). Unknown sections or keys and bad values
+ * are errors naming the file, the line, the key and the expected value. Command-line
  * overrides "section.key=value" are applied after the file and win over it. */
 #ifndef RESNET_DDP_CONFIG_H
 #define RESNET_DDP_CONFIG_H
@@ -72,6 +73,11 @@ struct config {
 
 /* Fill every field with its default (reads $RESNET_DDP_DATA for data_dir). */
 void config_defaults(struct config *cfg);
+
+/* The keys, for checking the README's table against them: key i's section, name and
+ * default as README.md shows it. */
+int config_key_count(void);
+void config_key_default(int i, const char **section, const char **key, const char **shown);
 
 /* Parse `path` over the defaults, then apply `noverrides` strings "section.key=value".
  * On any error prints one line and exits with EXIT_CODE_USAGE. */

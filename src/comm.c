@@ -447,4 +447,3 @@ void grad_sync_free(struct grad_sync *gs)
     free(gs);
 }
 
-double comm_wtime(void) { return MPI_Wtime(); }

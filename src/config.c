@@ -24,8 +24,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
-
 /* Longest accepted INI line including "\n\0": room for a full-length path value,
  * its key and a comment. Longer lines are an error rather than silently split. */
 #define CONFIG_LINE_MAX (4 * CONFIG_PATH_MAX)
@@ -53,6 +51,8 @@ struct key_spec {
     bool dmin_open, dmax_open;
     bool allow_empty;
     const char *expected; /* returned by config_set when the value is rejected */
+    const char *def;      /* the default, as config text: the only place defaults live */
+    const char *doc;      /* how README.md shows the default, when not `def` */
 };
 
 #define FIELD(name) offsetof(struct config, name)
@@ -64,90 +64,118 @@ static const char *const schedule_names[] = {
 
 /* Rows are grouped by section in the order config_format() writes them. */
 static const struct key_spec keys[] = {
-    {.section = "data", .key = "dir", .kind = KIND_STRING, .offset = FIELD(data_dir),
+    {.section = "data", .key = "dir", .def = "/usr/share/datasets/fashion-mnist",
+     .doc = "$RESNET_DDP_DATA, else /usr/share/datasets/fashion-mnist",
+     .kind = KIND_STRING, .offset = FIELD(data_dir),
      .expected = "expected a non-empty path shorter than 1024 characters"},
-    {.section = "data", .key = "resize", .kind = KIND_RESIZE, .offset = FIELD(resize),
+    {.section = "data", .key = "resize", .def = "0", .kind = KIND_RESIZE, .offset = FIELD(resize),
      .imin = 8, .imax = 512, .expected = "expected 0 (keep 28x28) or an integer in 8..512"},
-    {.section = "data", .key = "train_limit", .kind = KIND_INT64, .offset = FIELD(train_limit),
+    {.section = "data", .key = "train_limit", .def = "0",
+     .kind = KIND_INT64, .offset = FIELD(train_limit),
      .imin = 0, .imax = INT64_MAX, .expected = "expected an integer >= 0 (0 = all images)"},
-    {.section = "data", .key = "test_limit", .kind = KIND_INT64, .offset = FIELD(test_limit),
+    {.section = "data", .key = "test_limit", .def = "0",
+     .kind = KIND_INT64, .offset = FIELD(test_limit),
      .imin = 0, .imax = INT64_MAX, .expected = "expected an integer >= 0 (0 = all images)"},
 
-    {.section = "model", .key = "depth", .kind = KIND_DEPTH, .offset = FIELD(depth),
+    {.section = "model", .key = "depth", .def = "18", .kind = KIND_DEPTH, .offset = FIELD(depth),
      .expected = "expected one of 18, 34, 50"},
-    {.section = "model", .key = "num_classes", .kind = KIND_INT, .offset = FIELD(num_classes),
+    {.section = "model", .key = "num_classes", .def = "10",
+     .kind = KIND_INT, .offset = FIELD(num_classes),
      .imin = 2, .imax = 1000, .expected = "expected an integer in 2..1000"},
-    {.section = "model", .key = "width", .kind = KIND_INT, .offset = FIELD(width),
+    {.section = "model", .key = "width", .def = "64", .kind = KIND_INT, .offset = FIELD(width),
      .imin = 1, .imax = 1024, .expected = "expected an integer in 1..1024"},
-    {.section = "model", .key = "init", .kind = KIND_INIT, .offset = FIELD(init),
+    {.section = "model", .key = "init", .def = "xavier", .kind = KIND_INIT, .offset = FIELD(init),
      .expected = "expected one of xavier, kaiming"},
 
-    {.section = "train", .key = "epochs", .kind = KIND_INT, .offset = FIELD(epochs),
+    {.section = "train", .key = "epochs", .def = "10", .kind = KIND_INT, .offset = FIELD(epochs),
      .imin = 1, .imax = 100000, .expected = "expected an integer in 1..100000"},
-    {.section = "train", .key = "batch_size", .kind = KIND_INT, .offset = FIELD(batch_size),
+    {.section = "train", .key = "batch_size", .def = "256",
+     .kind = KIND_INT, .offset = FIELD(batch_size),
      .imin = 1, .imax = 1048576, .expected = "expected an integer in 1..1048576"},
-    {.section = "train", .key = "lr", .kind = KIND_DOUBLE, .offset = FIELD(lr),
+    {.section = "train", .key = "lr", .def = "0.05", .kind = KIND_DOUBLE, .offset = FIELD(lr),
      .dmin = 0, .dmin_open = true, .dmax = 100, .expected = "expected a number > 0 and <= 100"},
-    {.section = "train", .key = "momentum", .kind = KIND_DOUBLE, .offset = FIELD(momentum),
+    {.section = "train", .key = "momentum", .def = "0",
+     .kind = KIND_DOUBLE, .offset = FIELD(momentum),
      .dmin = 0, .dmax = 1, .dmax_open = true, .expected = "expected a number >= 0 and < 1"},
-    {.section = "train", .key = "weight_decay", .kind = KIND_DOUBLE, .offset = FIELD(weight_decay),
+    {.section = "train", .key = "weight_decay", .def = "0",
+     .kind = KIND_DOUBLE, .offset = FIELD(weight_decay),
      .dmin = 0, .dmax = 1, .expected = "expected a number >= 0 and <= 1"},
-    {.section = "train", .key = "nesterov", .kind = KIND_BOOL, .offset = FIELD(nesterov),
+    {.section = "train", .key = "nesterov", .def = "false",
+     .kind = KIND_BOOL, .offset = FIELD(nesterov),
      .expected = "expected true or false"},
-    {.section = "train", .key = "schedule", .kind = KIND_SCHEDULE, .offset = FIELD(schedule),
+    {.section = "train", .key = "schedule", .def = "constant",
+     .kind = KIND_SCHEDULE, .offset = FIELD(schedule),
      .expected = "expected one of constant, step, cosine"},
-    {.section = "train", .key = "lr_step_epochs", .kind = KIND_INT, .offset = FIELD(lr_step_epochs),
+    {.section = "train", .key = "lr_step_epochs", .def = "30",
+     .kind = KIND_INT, .offset = FIELD(lr_step_epochs),
      .imin = 1, .imax = INT_MAX, .expected = "expected an integer >= 1"},
-    {.section = "train", .key = "lr_gamma", .kind = KIND_DOUBLE, .offset = FIELD(lr_gamma),
+    {.section = "train", .key = "lr_gamma", .def = "0.1",
+     .kind = KIND_DOUBLE, .offset = FIELD(lr_gamma),
      .dmin = 0, .dmin_open = true, .dmax = 1, .expected = "expected a number > 0 and <= 1"},
     /* The upper bound (epochs) is checked once everything is set, in validate(). */
-    {.section = "train", .key = "warmup_epochs", .kind = KIND_DOUBLE, .offset = FIELD(warmup_epochs),
+    {.section = "train", .key = "warmup_epochs", .def = "0",
+     .kind = KIND_DOUBLE, .offset = FIELD(warmup_epochs),
      .dmin = 0, .dmax = HUGE_VAL, .expected = "expected a number >= 0 and <= [train] epochs"},
-    {.section = "train", .key = "seed", .kind = KIND_UINT64, .offset = FIELD(seed),
+    {.section = "train", .key = "seed", .def = "0", .kind = KIND_UINT64, .offset = FIELD(seed),
      .imax = INT64_MAX, .expected = "expected an integer in 0..9223372036854775807"},
-    {.section = "train", .key = "max_steps", .kind = KIND_INT64, .offset = FIELD(max_steps),
+    {.section = "train", .key = "max_steps", .def = "0",
+     .kind = KIND_INT64, .offset = FIELD(max_steps),
      .imin = 0, .imax = INT64_MAX, .expected = "expected an integer >= 0 (0 = no limit)"},
-    {.section = "train", .key = "threads", .kind = KIND_INT, .offset = FIELD(threads),
+    {.section = "train", .key = "threads", .def = "0", .kind = KIND_INT, .offset = FIELD(threads),
      .imin = 0, .imax = 1024, .expected = "expected an integer in 0..1024 (0 = auto)"},
-    {.section = "train", .key = "eval_batch_size", .kind = KIND_INT, .offset = FIELD(eval_batch_size),
+    {.section = "train", .key = "eval_batch_size", .def = "0",
+     .kind = KIND_INT, .offset = FIELD(eval_batch_size),
      .imin = 0, .imax = 1048576, .expected = "expected an integer in 0..1048576 (0 = train batch per rank)"},
-    {.section = "train", .key = "progress", .kind = KIND_BOOL, .offset = FIELD(progress),
+    {.section = "train", .key = "progress", .def = "true",
+     .kind = KIND_BOOL, .offset = FIELD(progress),
      .expected = "expected true or false"},
-    {.section = "train", .key = "profile", .kind = KIND_BOOL, .offset = FIELD(profile),
+    {.section = "train", .key = "profile", .def = "false",
+     .kind = KIND_BOOL, .offset = FIELD(profile),
      .expected = "expected true or false"},
-    {.section = "train", .key = "winograd", .kind = KIND_BOOL, .offset = FIELD(winograd),
+    {.section = "train", .key = "winograd", .def = "true",
+     .kind = KIND_BOOL, .offset = FIELD(winograd),
      .expected = "expected true or false"},
 
-    {.section = "dist", .key = "sync_bn", .kind = KIND_BOOL, .offset = FIELD(sync_bn),
+    {.section = "dist", .key = "sync_bn", .def = "true",
+     .kind = KIND_BOOL, .offset = FIELD(sync_bn),
      .expected = "expected true or false"},
-    {.section = "dist", .key = "bucket_mb", .kind = KIND_DOUBLE, .offset = FIELD(bucket_mb),
+    {.section = "dist", .key = "bucket_mb", .def = "25",
+     .kind = KIND_DOUBLE, .offset = FIELD(bucket_mb),
      .dmin = 0, .dmin_open = true, .dmax = 4096, .expected = "expected a number > 0 and <= 4096"},
-    {.section = "dist", .key = "overlap", .kind = KIND_BOOL, .offset = FIELD(overlap),
+    {.section = "dist", .key = "overlap", .def = "true",
+     .kind = KIND_BOOL, .offset = FIELD(overlap),
      .expected = "expected true or false"},
-    {.section = "dist", .key = "shared_memory", .kind = KIND_BOOL, .offset = FIELD(shared_memory),
+    {.section = "dist", .key = "shared_memory", .def = "true",
+     .kind = KIND_BOOL, .offset = FIELD(shared_memory),
      .expected = "expected true or false"},
-    {.section = "dist", .key = "timeout", .kind = KIND_DOUBLE, .offset = FIELD(timeout),
+    {.section = "dist", .key = "timeout", .def = "600",
+     .kind = KIND_DOUBLE, .offset = FIELD(timeout),
      .dmin = 0, .dmax = 1e6, .expected = "expected seconds >= 0 and <= 1e6 (0 = no hang guard)"},
-    {.section = "dist", .key = "shard_size", .kind = KIND_INT, .offset = FIELD(shard_size),
+    {.section = "dist", .key = "shard_size", .def = "0",
+     .kind = KIND_INT, .offset = FIELD(shard_size),
      .imin = 0, .imax = 1048576,
      .expected = "expected an integer in 0..1048576 (0 = one shard per rank)"},
 
-    {.section = "checkpoint", .key = "dir", .kind = KIND_STRING, .offset = FIELD(checkpoint_dir),
+    {.section = "checkpoint", .key = "dir", .def = "checkpoints",
+     .kind = KIND_STRING, .offset = FIELD(checkpoint_dir),
      .expected = "expected a non-empty path shorter than 1024 characters"},
-    {.section = "checkpoint", .key = "every_steps", .kind = KIND_INT64,
+    {.section = "checkpoint", .key = "every_steps", .def = "0", .kind = KIND_INT64,
      .offset = FIELD(checkpoint_every_steps), .imin = 0, .imax = INT64_MAX,
      .expected = "expected an integer >= 0 (0 = off)"},
-    {.section = "checkpoint", .key = "every_epochs", .kind = KIND_INT,
+    {.section = "checkpoint", .key = "every_epochs", .def = "1", .kind = KIND_INT,
      .offset = FIELD(checkpoint_every_epochs), .imin = 0, .imax = INT_MAX,
      .expected = "expected an integer >= 0 (0 = off)"},
-    {.section = "checkpoint", .key = "keep", .kind = KIND_INT, .offset = FIELD(checkpoint_keep),
+    {.section = "checkpoint", .key = "keep", .def = "3",
+     .kind = KIND_INT, .offset = FIELD(checkpoint_keep),
      .imin = 1, .imax = 1000, .expected = "expected an integer in 1..1000"},
-    {.section = "checkpoint", .key = "resume", .kind = KIND_STRING, .offset = FIELD(checkpoint_resume),
+    {.section = "checkpoint", .key = "resume", .def = "none",
+     .kind = KIND_STRING, .offset = FIELD(checkpoint_resume),
      .expected = "expected auto, none or a checkpoint path shorter than 1024 characters"},
 
     /* Empty is the default ("<checkpoint dir>/metrics.h5"), so config_format's
      * "path = " must load back. */
-    {.section = "metrics", .key = "path", .kind = KIND_STRING, .offset = FIELD(metrics_path),
+    {.section = "metrics", .key = "path", .def = "", .doc = "<checkpoint dir>/metrics.h5",
+     .kind = KIND_STRING, .offset = FIELD(metrics_path),
      .allow_empty = true,
      .expected = "expected a path shorter than 1024 characters (empty = <checkpoint dir>/metrics.h5)"},
 };
@@ -180,60 +208,31 @@ static bool ini_writable(const char *s)
     return true;
 }
 
+static bool set_value(struct config *cfg, const struct key_spec *k, const char *value);
+
 void config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-
+    for (size_t i = 0; i < NKEYS; i++)
+        CHECK(set_value(cfg, &keys[i], keys[i].def), "bad default [%s] %s = %s", keys[i].section,
+              keys[i].key, keys[i].def);
     const char *env = getenv("RESNET_DDP_DATA");
     if (env && env[0]) {
         if (strlen(env) >= CONFIG_PATH_MAX)
             FAIL_INPUT("environment variable RESNET_DDP_DATA is longer than %d characters",
                        CONFIG_PATH_MAX - 1);
         strcpy(cfg->data_dir, env);
-    } else {
-        strcpy(cfg->data_dir, DEFAULT_DATA_DIR);
     }
-    cfg->resize = 0;
-    cfg->train_limit = 0;
-    cfg->test_limit = 0;
+}
 
-    cfg->depth = 18;
-    cfg->num_classes = 10;
-    cfg->width = 64;
-    cfg->init = INIT_XAVIER;
+int config_key_count(void) { return (int)NKEYS; }
 
-    cfg->epochs = 10;
-    cfg->batch_size = 256;
-    cfg->lr = 0.05;
-    cfg->momentum = 0;
-    cfg->weight_decay = 0;
-    cfg->nesterov = false;
-    cfg->schedule = LR_SCHEDULE_CONSTANT;
-    cfg->lr_step_epochs = 30;
-    cfg->lr_gamma = 0.1;
-    cfg->warmup_epochs = 0;
-    cfg->seed = 0;
-    cfg->max_steps = 0;
-    cfg->threads = 0;
-    cfg->eval_batch_size = 0;
-    cfg->progress = true;
-    cfg->winograd = true;
-
-    cfg->sync_bn = true;
-    cfg->bucket_mb = 25;
-    cfg->overlap = true;
-    cfg->shared_memory = true;
-    cfg->shard_size = 0;
-    cfg->timeout = 600;
-
-    strcpy(cfg->checkpoint_dir, "checkpoints");
-    cfg->checkpoint_every_steps = 0;
-    cfg->checkpoint_every_epochs = 1;
-    cfg->checkpoint_keep = 3;
-    strcpy(cfg->checkpoint_resume, "none");
-
-    cfg->metrics_path[0] = '\0';
-    cfg->source_path[0] = '\0';
+void config_key_default(int i, const char **section, const char **key, const char **shown)
+{
+    const struct key_spec *k = &keys[i];
+    *section = k->section;
+    *key = k->key;
+    *shown = k->doc ? k->doc : k->def;
 }
 
 /* Whole-string base-10 integer; leading blanks are rejected too (strtoll would
