@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "grad.h"
 #include "reducer.h"
 
 struct comm_info {
@@ -32,26 +33,20 @@ void comm_barrier(void);
 struct reducer comm_world_reducer(double *seconds);
 
 /* ---- gradient synchronization (bucketed, overlapped with backward) ---------------
- * The gradient arena [0, n) is cut into buckets of about bucket_mb MiB (counted as
+ * The gradient arena (grad.h) is cut into buckets of about bucket_mb MiB (counted as
  * doubles). During backward the model reports that [0, ready) is final (parameters
  * are laid out in the order backward finishes them); every bucket wholly inside it is
  * started at once with MPI_Iallreduce and progressed at later reports.
  * grad_sync_finish starts what is left and waits, so after it every rank holds the
  * SUM of all ranks' gradients, in place. With overlap off, finish does one blocking
- * MPI_Allreduce per bucket instead.
- *
- * Two kinds of gradients:
- * - doubles (grads != NULL: the micro-shard mode, whose sums must not depend on the
- *   order of additions): summed as doubles through MPI;
- * - floats (grads == NULL), like PyTorch DDP's: grad_sync owns them (n zeroed floats,
- *   grad_sync_floats), the model adds into them, the sums replace them. With
- *   shared_memory, and the same number (> 1) of ranks on every node, the floats of one
- *   node live in one MPI-3 shared window and grad_sync_finish sums them with all local
- *   ranks together, each taking a slice (plus an allreduce of that slice across
- *   nodes); otherwise MPI as for doubles. */
+ * MPI_Allreduce per bucket instead. A double arena (micro-shards) is summed as
+ * doubles. A float arena, with shared_memory and the same number (> 1) of ranks on
+ * every node, is lent the node's MPI-3 shared window, and grad_sync_finish sums it
+ * with all local ranks together, each taking a slice (plus an allreduce of that slice
+ * across nodes); otherwise MPI as for doubles. */
 struct grad_sync;
 
-struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap,
+struct grad_sync *grad_sync_create(struct grad_arena *grads, double bucket_mb, int overlap,
                                    int shared_memory);
 void grad_sync_begin_step(struct grad_sync *gs);
 void grad_sync_ready(void *gs, size_t ready_floats); /* matches grad_ready_hook */
@@ -63,8 +58,6 @@ int grad_sync_overlaps(const struct grad_sync *gs);
 /* How the sums are made, for the start-up line: "MPI_Iallreduce", "MPI_Allreduce",
  * "shared memory" or "shared memory + MPI_Allreduce across nodes". */
 const char *grad_sync_method(const struct grad_sync *gs);
-/* The float gradients (grads == NULL at create), else NULL. */
-float *grad_sync_floats(const struct grad_sync *gs);
 void grad_sync_free(struct grad_sync *gs);
 
 /* ---- hang guard ------------------------------------------------------------------

@@ -64,6 +64,7 @@ struct model_spec {
     int align;        /* without micro-shards: the alignment block of chunks (conv.h); 0 = none */
     size_t col_budget_floats; /* im2col workspace; 0 = a default */
     bool winograd;    /* 3x3 stride-1 pad-1 convolutions by Winograd (winograd.h) */
+    bool float_grads; /* a float gradient arena (grad.h); false: double (micro-shards, tests) */
     /* The stem chunk by chunk (stem.h): its two full-size tensors are never stored.
      * Off: conv, BN, ReLU and max-pool as separate layers over the whole batch. */
     bool fused_stem;
@@ -115,9 +116,7 @@ struct resnet {
     size_t param_floats;   /* arena length including alignment padding */
     size_t trainable;      /* sum of counts (no padding) */
     float *weights, *momentum;
-    double *grads;         /* NULL after resnet_use_float_grads */
-    float *float_grads;    /* NULL unless resnet_use_float_grads */
-    bool float_grads_borrowed;
+    struct grad_arena grads; /* double or float (spec.float_grads), grad.h */
 
     /* BN running statistics (running_mean, running_var) and num_batches_tracked. */
     int nbuffers;
@@ -177,15 +176,9 @@ struct grad_ready_hook {
 };
 
 /* Backward after a training forward of the same n: ACCUMULATES into m->grads (the
- * caller zeroes them once per step). */
+ * caller zeroes the arena once per step). */
 void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                      const struct grad_ready_hook *hook);
-
-/* From now on backward adds into float gradients (grad.h: bit for bit the doubles'
- * rounding after one backward from zero), in storage (param_floats floats, zeroed,
- * the caller's, outliving the model) or, if NULL, the model's own. The double
- * gradients are freed. */
-void resnet_use_float_grads(struct resnet *m, float *storage);
 
 /* Lookups by PyTorch state_dict name; -1 if absent. */
 int resnet_find_param(const struct resnet *m, const char *name);

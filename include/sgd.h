@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "grad.h"
 
 struct sgd {
     double momentum, weight_decay;
@@ -21,12 +22,9 @@ struct sgd {
 };
 
 void sgd_init(struct sgd *opt, const struct config *cfg);
-/* One update of n floats. */
-void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const double *grads,
+/* One update of the n = grads->n parameter floats. */
+void sgd_step(const struct sgd *opt, float lr, float *params, const struct grad_arena *grads,
               float *momentum_buf);
-/* The same from float gradients (grad_sync_floats). */
-void sgd_step_float(const struct sgd *opt, float lr, size_t n, float *params, const float *grads,
-                    float *momentum_buf);
 
 /* Learning rate at optimizer step `step` (0-based) with `steps_per_epoch` steps an
  * epoch: warm-up linearly over warmup_epochs, then constant, step decay every

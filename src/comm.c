@@ -192,8 +192,7 @@ struct reducer comm_world_reducer(double *seconds)
 /* ---- gradient synchronization ------------------------------------------------------ */
 
 struct grad_sync {
-    double *grads;         /* double gradients, or NULL */
-    float *floats;         /* float gradients, or NULL */
+    struct grad_arena *grads; /* the model's; float ones may be lent the node's window */
     size_t n;
     int overlap;
     int nbuckets;
@@ -347,15 +346,15 @@ static void node_sum_free(struct node_sum *ns)
     free(ns);
 }
 
-struct grad_sync *grad_sync_create(double *grads, size_t n, double bucket_mb, int overlap,
+struct grad_sync *grad_sync_create(struct grad_arena *grads, double bucket_mb, int overlap,
                                    int shared_memory)
 {
     struct grad_sync *gs = xcalloc(1, sizeof *gs);
+    const size_t n = grads->n;
     gs->grads = grads;
-    if (!grads) {
-        if (shared_memory && comm_world_size > 1) gs->node = node_sum_create(n, &gs->floats);
-        if (!gs->node) gs->floats = xcalloc(n ? n : 1, sizeof *gs->floats);
-    }
+    float *window = NULL;
+    if (grads->f && shared_memory && comm_world_size > 1) gs->node = node_sum_create(n, &window);
+    if (gs->node) grad_arena_lend(grads, window);
     gs->n = n;
     gs->overlap = overlap;
     size_t per = (size_t)(bucket_mb * 1024.0 * 1024.0 / sizeof(double));
@@ -374,11 +373,11 @@ void grad_sync_begin_step(struct grad_sync *gs) { gs->started = 0; }
 static void start_bucket(struct grad_sync *gs, int b)
 {
     size_t lo = gs->bounds[b], hi = gs->bounds[b + 1];
-    if (gs->floats)
-        MPI_Iallreduce(MPI_IN_PLACE, gs->floats + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
+    if (gs->grads->f)
+        MPI_Iallreduce(MPI_IN_PLACE, gs->grads->f + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
                        MPI_COMM_WORLD, &gs->requests[b]);
     else
-        MPI_Iallreduce(MPI_IN_PLACE, gs->grads + lo, (int)(hi - lo), MPI_DOUBLE, MPI_SUM,
+        MPI_Iallreduce(MPI_IN_PLACE, gs->grads->d + lo, (int)(hi - lo), MPI_DOUBLE, MPI_SUM,
                        MPI_COMM_WORLD, &gs->requests[b]);
 }
 
@@ -407,10 +406,10 @@ double grad_sync_finish(struct grad_sync *gs)
          * 25 MB pieces 23 ms. */
         for (int b = 0; b < gs->nbuckets; b++) {
             const size_t lo = gs->bounds[b], len = gs->bounds[b + 1] - lo;
-            if (gs->floats)
-                comm_allreduce_sum_float(gs->floats + lo, len);
+            if (gs->grads->f)
+                comm_allreduce_sum_float(gs->grads->f + lo, len);
             else
-                comm_allreduce_sum_double(gs->grads + lo, len);
+                comm_allreduce_sum_double(gs->grads->d + lo, len);
         }
         return MPI_Wtime() - t0;
     }
@@ -433,15 +432,10 @@ const char *grad_sync_method(const struct grad_sync *gs)
     return gs->overlap ? "MPI_Iallreduce" : "MPI_Allreduce";
 }
 
-float *grad_sync_floats(const struct grad_sync *gs) { return gs->floats; }
-
 void grad_sync_free(struct grad_sync *gs)
 {
     if (!gs) return;
-    if (gs->node)
-        node_sum_free(gs->node); /* the floats are the window's */
-    else
-        free(gs->floats);
+    node_sum_free(gs->node); /* the arena's floats were lent from its window */
     free(gs->bounds);
     free(gs->requests);
     free(gs);

@@ -310,7 +310,7 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     assign_offsets(m);
 
     m->weights = xcalloc(m->param_floats, sizeof(float));
-    m->grads = xcalloc(m->param_floats, sizeof(double));
+    grad_arena_init(&m->grads, m->param_floats, !spec->float_grads);
     m->momentum = zeroed_pages(sizeof(float) * m->param_floats);
     m->buffer_data = xcalloc(m->buffer_floats ? m->buffer_floats : 1, sizeof(float));
 
@@ -327,8 +327,7 @@ void resnet_free(struct resnet *m)
     free(m->buffers);
     free(m->blocks);
     free(m->weights);
-    free(m->grads);
-    if (!m->float_grads_borrowed) free(m->float_grads);
+    grad_arena_free(&m->grads);
     free_pages(m->momentum, sizeof(float) * m->param_floats);
     free(m->buffer_data);
     arena_free(&m->arena);
@@ -390,9 +389,7 @@ void resnet_init_params(struct resnet *m, enum init_scheme scheme, uint64_t seed
 /* ---- forward --------------------------------------------------------------------- */
 
 #define PARAM(m, idx) ((m)->weights + (m)->params[idx].offset)
-#define GRAD(m, idx)                                                                    \
-    ((m)->float_grads ? grad_of_floats((m)->float_grads + (m)->params[idx].offset)      \
-                      : grad_of_doubles((m)->grads + (m)->params[idx].offset))
+#define GRAD(m, idx) grad_arena_at(&(m)->grads, (m)->params[idx].offset)
 #define BUFFER(m, idx) ((m)->buffer_data + (m)->buffers[idx].offset)
 
 
@@ -608,15 +605,6 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
         conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false, true);
     }
     report_ready(m, m->stem_conv.weight, hook);
-}
-
-void resnet_use_float_grads(struct resnet *m, float *storage)
-{
-    free(m->grads);
-    m->grads = NULL;
-    if (!m->float_grads_borrowed) free(m->float_grads);
-    m->float_grads_borrowed = storage != NULL;
-    m->float_grads = storage ? storage : xcalloc(m->param_floats, sizeof(float));
 }
 
 /* ---- lookups and accounting ---------------------------------------------------- */

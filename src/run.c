@@ -190,7 +190,8 @@ static void print_banner(const struct run *r, const char *metrics_path)
            "gradients + momentum\n",
            cfg->depth, t->model.trainable, resnet_flops_per_image(&t->model) / 1e6, t->image_size,
            t->image_size, (double)t->model.arena.size / 1048576.0, t->model.spec.max_batch,
-           (double)t->model.param_floats * (t->model.float_grads ? 12.0 : 16.0) / 1048576.0);
+           (double)t->model.param_floats *
+               (2 * sizeof(float) + grad_arena_value_bytes(&t->model.grads)) / 1048576.0);
     printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); global batch "
            "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s, summed by %s\n",
            (long long)t->train_set.count, (long long)t->test_set.count, t->comm.world, t->threads,

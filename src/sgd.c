@@ -34,16 +34,13 @@ static inline __attribute__((always_inline)) void step(const struct sgd *opt, fl
     }
 }
 
-void sgd_step(const struct sgd *opt, float lr, size_t n, float *params, const double *grads,
+void sgd_step(const struct sgd *opt, float lr, float *params, const struct grad_arena *grads,
               float *momentum_buf)
 {
-    step(opt, lr, n, params, grads, NULL, momentum_buf);
-}
-
-void sgd_step_float(const struct sgd *opt, float lr, size_t n, float *params, const float *grads,
-                    float *momentum_buf)
-{
-    step(opt, lr, n, params, NULL, grads, momentum_buf);
+    if (grads->d)
+        step(opt, lr, grads->n, params, grads->d, NULL, momentum_buf);
+    else
+        step(opt, lr, grads->n, params, NULL, grads->f, momentum_buf);
 }
 
 double lr_at_step(const struct config *cfg, int64_t step, int64_t steps_per_epoch)

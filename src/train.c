@@ -87,7 +87,9 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
         .in_channels = 1, .image_size = t->image_size,
         .max_batch = t->rank_batch > t->eval_batch ? t->rank_batch : t->eval_batch,
         .shard = cfg->shard_size, .align = ALIGN_SAMPLES, .winograd = cfg->winograd,
-        .fused_stem = true,
+        /* Float gradients, summed as floats as in PyTorch DDP, except with micro-shards
+         * (grad.h). */
+        .float_grads = cfg->shard_size == 0, .fused_stem = true,
     };
     resnet_init(&t->model, &spec);
     if (comm->rank == 0) resnet_init_params(&t->model, cfg->init, cfg->seed);
@@ -103,14 +105,8 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
     sgd_init(&t->opt, cfg);
     t->bn_reducer = cfg->sync_bn ? comm_world_reducer(&t->bn_sync_seconds)
                                  : (struct reducer){NULL, NULL};
-    /* Float gradients, summed as floats as in PyTorch DDP, except with micro-shards:
-     * their promise of bit-identical results on any number of ranks needs sums that do
-     * not depend on the order in which the ranks' gradients are added (doubles,
-     * DESIGN.md). grad_sync owns float gradients: they may have to be shared memory. */
-    const bool float_grads = cfg->shard_size == 0;
-    t->grad_sync = grad_sync_create(float_grads ? NULL : t->model.grads, t->model.param_floats,
-                                    cfg->bucket_mb, cfg->overlap, cfg->shared_memory);
-    if (float_grads) resnet_use_float_grads(&t->model, grad_sync_floats(t->grad_sync));
+    t->grad_sync = grad_sync_create(&t->model.grads, cfg->bucket_mb, cfg->overlap,
+                                    cfg->shared_memory);
     resnet_profile_enable(&t->model, cfg->profile);
 }
 
@@ -149,10 +145,7 @@ bool trainer_step(struct trainer *t)
     double t1 = timer_now();
     const double bn0 = t->bn_sync_seconds;
 
-    if (m->float_grads)
-        memset(m->float_grads, 0, sizeof(float) * m->param_floats);
-    else
-        memset(m->grads, 0, sizeof(double) * m->param_floats);
+    grad_arena_zero(&m->grads);
     int64_t correct = 0;
     double loss = resnet_forward(m, n, t->labels, true, 1.0f / (float)g, &t->bn_reducer,
                                  &correct);
@@ -164,10 +157,7 @@ bool trainer_step(struct trainer *t)
     double wait = grad_sync_finish(t->grad_sync);
     double t4 = timer_now();
     float lr = (float)lr_at_step(t->cfg, t->global_step, t->steps_per_epoch);
-    if (m->float_grads)
-        sgd_step_float(&t->opt, lr, m->param_floats, m->weights, m->float_grads, m->momentum);
-    else
-        sgd_step(&t->opt, lr, m->param_floats, m->weights, m->grads, m->momentum);
+    sgd_step(&t->opt, lr, m->weights, &m->grads, m->momentum);
     double t5 = timer_now();
 
     t->timers.data += t1 - t0;

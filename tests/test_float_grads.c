@@ -1,4 +1,4 @@
-/* test_float_grads: the model's float gradients (resnet_use_float_grads, what the
+/* test_float_grads: the model's float gradient arena (grad.h, what the
  * trainer uses without micro-shards) against its double gradients.
  *
  * After one backward from zero, every float gradient must have exactly the bits of
@@ -46,29 +46,29 @@ static void check_case(const struct float_case *c)
     for (int i = 0; i < c->n; i++) labels[i] = (int32_t)(rng_uniform(3, 3, (uint64_t)i) * 10);
 
     const size_t nf = m.param_floats;
-    memset(m.grads, 0, sizeof(double) * nf);
+    grad_arena_zero(&m.grads);
     resnet_forward(&m, c->n, labels, true, 1.0f / (float)c->n, NULL, NULL);
     resnet_backward(&m, c->n, NULL, NULL);
     float *want = malloc(sizeof(float) * nf);
-    for (size_t i = 0; i < nf; i++) want[i] = (float)m.grads[i];
+    for (size_t i = 0; i < nf; i++) want[i] = (float)m.grads.d[i];
 
-    resnet_use_float_grads(&m, NULL);
-    EXPECT(m.grads == NULL && m.float_grads != NULL, "%s: float gradients not in use", c->tag);
-    memset(m.float_grads, 0, sizeof(float) * nf);
+    grad_arena_free(&m.grads);
+    grad_arena_init(&m.grads, nf, false);
+    EXPECT(m.grads.d == NULL && m.grads.f != NULL, "%s: float gradients not in use", c->tag);
     resnet_forward(&m, c->n, labels, true, 1.0f / (float)c->n, NULL, NULL);
     resnet_backward(&m, c->n, NULL, NULL);
     size_t differ = 0, first = 0, nonzero = 0;
     for (size_t i = 0; i < nf; i++) {
-        if (memcmp(&want[i], &m.float_grads[i], sizeof(float)) != 0 && differ++ == 0) first = i;
+        if (memcmp(&want[i], &m.grads.f[i], sizeof(float)) != 0 && differ++ == 0) first = i;
         nonzero += want[i] != 0.0f;
     }
     EXPECT(differ == 0, "%s: %zu of %zu float gradients differ from the rounded doubles, first [%zu]: %.9g vs %.9g",
-           c->tag, differ, nf, first, (double)m.float_grads[first], (double)want[first]);
+           c->tag, differ, nf, first, (double)m.grads.f[first], (double)want[first]);
     EXPECT(nonzero > nf / 4, "%s: only %zu of %zu gradients non-zero", c->tag, nonzero, nf);
 
     resnet_backward(&m, c->n, NULL, NULL);
     size_t not_doubled = 0;
-    for (size_t i = 0; i < nf; i++) not_doubled += m.float_grads[i] != 2.0f * want[i];
+    for (size_t i = 0; i < nf; i++) not_doubled += m.grads.f[i] != 2.0f * want[i];
     EXPECT(not_doubled == 0, "%s: a second backward did not double %zu float gradients", c->tag,
            not_doubled);
     printf("%-36s %zu gradients, %zu non-zero: equal\n", c->tag, nf, nonzero);

@@ -78,13 +78,13 @@ int main(void)
     printf("step  loss    train-mode accuracy (before the update)\n");
     for (step = 0; step < MAX_STEPS && streak < 3; step++) {
         int64_t correct = 0;
-        memset(m.grads, 0, sizeof(double) * m.param_floats);
+        grad_arena_zero(&m.grads);
         loss = resnet_forward(&m, N, labels, true, 1.0f / N, NULL, &correct) / N;
         if (step == 0) first_loss = loss;
         EXPECT(isfinite(loss), "step %d: loss %g", step, loss);
         if (!isfinite(loss)) break;
         resnet_backward(&m, N, NULL, NULL);
-        sgd_step(&opt, lr, m.param_floats, m.weights, m.grads, m.momentum);
+        sgd_step(&opt, lr, m.weights, &m.grads, m.momentum);
         streak = correct == N ? streak + 1 : 0;
         if (step % 10 == 0 || streak == 3)
             printf("%4d  %.4f  %lld/%d\n", step, loss, (long long)correct, N);

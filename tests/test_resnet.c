@@ -505,12 +505,12 @@ static void run_gradcheck(const struct gradcheck_spec *gs)
     for (int i = 0; i < g.n; i++) g.labels[i] = (int32_t)urand(0, 10);
 
     const size_t nf = m->param_floats;
-    memset(m->grads, 0, sizeof(double) * nf);
+    grad_arena_zero(&m->grads);
     double loss = mean_loss(&g, NULL);
     resnet_backward(m, g.n, NULL, NULL);
     double *grads = xalloc(sizeof(double) * nf);
     float *base = xalloc(sizeof(float) * nf);
-    memcpy(grads, m->grads, sizeof(double) * nf);
+    memcpy(grads, m->grads.d, sizeof(double) * nf);
     memcpy(base, m->weights, sizeof(float) * nf);
     bool finite = true;
     for (size_t i = 0; i < nf; i++) finite &= isfinite(grads[i]);
@@ -521,7 +521,7 @@ static void run_gradcheck(const struct gradcheck_spec *gs)
     {
         double *got = xalloc(sizeof(double) * nf), *want = xalloc(sizeof(double) * nf);
         for (size_t i = 0; i < nf; i++) {
-            got[i] = m->grads[i];
+            got[i] = m->grads.d[i];
             want[i] = 2.0 * grads[i];
         }
         char name[96];
@@ -682,9 +682,9 @@ static void check_hook(int width, int image_size, int n)
         m.input[i] = (float)urand(0, 1);
     int32_t labels[8];
     for (int i = 0; i < n; i++) labels[i] = (int32_t)urand(0, 10);
-    memset(m.grads, 0, sizeof(double) * m.param_floats);
+    grad_arena_zero(&m.grads);
     resnet_forward(&m, n, labels, true, 1.0f / (float)n, NULL, NULL);
-    struct ready_log log = {.grads = m.grads};
+    struct ready_log log = {.grads = m.grads.d};
     struct grad_ready_hook hook = {on_ready, &log};
     resnet_backward(&m, n, NULL, &hook);
 
@@ -696,7 +696,7 @@ static void check_hook(int width, int image_size, int n)
     bool monotone = true, final_ok = true;
     for (int k = 0; k < log.calls && k < MAX_READY; k++) {
         if (k > 0) monotone &= log.ready[k] >= log.ready[k - 1];
-        final_ok &= log.hash[k] == prefix_hash(m.grads, log.ready[k]);
+        final_ok &= log.hash[k] == prefix_hash(m.grads.d, log.ready[k]);
     }
     EXPECT(monotone, "width %d: ready_floats decreased", width);
     EXPECT(final_ok, "width %d: a reported prefix changed after it was reported", width);

@@ -42,19 +42,30 @@ static void check_sgd(const char *tag, double momentum, double weight_decay, boo
            "%s: sgd_init copied momentum %g, weight_decay %g, nesterov %d", tag, opt.momentum,
            opt.weight_decay, opt.nesterov);
 
-    float p[N], buf[N];
+    float p[N], buf[N], pf[N], buff[N], gf[N];
     double g[N];
+    /* The same steps from a double and from a float arena: SGD reads a double as the
+     * float it rounds to, so both must give the same bits. */
+    struct grad_arena ad = {.n = N, .d = g}, af = {.n = N, .f = gf};
     double pd[N], bufd[N], got[N];
     for (int i = 0; i < N; i++) {
         p[i] = (float)urand(-1, 1);
         pd[i] = (double)p[i];
         buf[i] = 0.0f;
         bufd[i] = 0.0;
+        pf[i] = p[i];
+        buff[i] = 0.0f;
     }
     static const float lrs[STEPS] = {0.1f, 0.1f, 0.05f, 0.2f, 0.01f, 0.1f};
     for (int t = 0; t < STEPS; t++) {
-        for (int i = 0; i < N; i++) g[i] = urand(-1, 1);
-        sgd_step(&opt, lrs[t], N, p, g, buf);
+        for (int i = 0; i < N; i++) {
+            g[i] = urand(-1, 1);
+            gf[i] = (float)g[i];
+        }
+        sgd_step(&opt, lrs[t], p, &ad, buf);
+        sgd_step(&opt, lrs[t], pf, &af, buff);
+        EXPECT(memcmp(p, pf, sizeof p) == 0 && memcmp(buf, buff, sizeof buf) == 0,
+               "%s step %d: float and double gradient arenas give different parameters", tag, t);
         /* torch.optim.SGD.step() for one parameter, in double */
         for (int i = 0; i < N; i++) {
             double d = g[i];

@@ -61,7 +61,7 @@ static void setup(struct resnet *m, bool fused, int chunk, int shard, int keep)
                 m->weights[p->offset + j] = (float)urand(-1.0, 1.5);
     }
     for (size_t i = 0; i < (size_t)N * SIZE * SIZE; i++) m->input[i] = (float)urand(0.0, 1.0);
-    memset(m->grads, 0, sizeof(double) * m->param_floats);
+    grad_arena_zero(&m->grads);
 }
 
 static void compare(int chunk, int shard, int keep)
@@ -88,7 +88,7 @@ static void compare(int chunk, int shard, int keep)
     const char *worst_name = "";
     for (int i = 0; i < ref.nparams; i++) {
         const struct tensor_view *p = &ref.params[i];
-        double d = rel_diff_double(fused.grads + p->offset, ref.grads + p->offset, p->count);
+        double d = rel_diff_double(fused.grads.d + p->offset, ref.grads.d + p->offset, p->count);
         /* Every conv bias feeds a training BN: its true gradient is zero and both
          * hold rounding only; compare it against its weight's gradient instead. */
         size_t len = strlen(p->name);
@@ -98,10 +98,10 @@ static void compare(int chunk, int shard, int keep)
             snprintf(wname, sizeof wname, "%.*s.weight", (int)(len - 5), p->name);
             const struct tensor_view *w = &ref.params[resnet_find_param(&ref, wname)];
             double scale = 0;
-            for (size_t j = 0; j < w->count; j++) scale = fmax(scale, fabs(ref.grads[w->offset + j]));
+            for (size_t j = 0; j < w->count; j++) scale = fmax(scale, fabs(ref.grads.d[w->offset + j]));
             double dd = 0;
             for (size_t j = 0; j < p->count; j++)
-                dd = fmax(dd, fabs(fused.grads[p->offset + j] - ref.grads[p->offset + j]));
+                dd = fmax(dd, fabs(fused.grads.d[p->offset + j] - ref.grads.d[p->offset + j]));
             d = dd / scale;
         }
         if (d > worst) {
