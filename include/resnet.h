@@ -9,11 +9,12 @@
  * ResNet-50 uses (3, 4, 6, 3) bottleneck blocks (1x1, 3x3 with the stride, 1x1 with
  * 4x the channels; each conv followed by BN) built the same way.
  *
- * Memory: parameters, gradients and momentum are three flat arenas with the same
- * offsets (gradients accumulate in double, see conv.h). Parameters are laid out in REVERSE forward order (linear first, stem last),
- * the order in which backward finishes them, so the gradients that are ready first
- * form one contiguous prefix that can be sent while backward goes on. Activations
- * are planned once for the largest batch and never reallocated. */
+ * Memory: parameters, gradients (grad.h: double with micro-shards, else float) and
+ * momentum are three flat arenas with the same offsets. Parameters are laid out in
+ * REVERSE forward order (linear first, stem last), the order in which backward
+ * finishes them, so the gradients that are ready first form one contiguous prefix that
+ * can be sent while backward goes on. Activations are planned once for the largest
+ * batch and never reallocated. */
 #ifndef RESNET_DDP_RESNET_H
 #define RESNET_DDP_RESNET_H
 
