@@ -33,6 +33,15 @@
 
 #define CONV_MAX_K 7
 
+/* How a convolution is computed. */
+enum conv_algo {
+    CONV_IM2COL,   /* columns of the live taps, one GEMM per chunk of samples */
+    CONV_DIRECT,   /* one live tap reading the input at the output's own position (1x1
+                    * stride 1, or the centre of a 3x3 on a 1x1 map): the GEMM reads x */
+    CONV_TINYMAP,  /* one GEMM per real (output position, tap) pair (tinymap.h) */
+    CONV_WINOGRAD, /* F(m x m, 3x3) (winograd.h) */
+};
+
 struct conv_shape {
     int cin, cout, k, stride, pad;
     int n, h, w;   /* input batch and spatial size */
@@ -46,25 +55,26 @@ struct conv_shape {
     /* (output position, live tap) pairs that read a real input pixel: tinymap's
      * GEMMs per sample, the multiplications per channel pair without padding. */
     int live_pairs;
-    bool direct; /* one live tap reading x at the output's own position: no im2col */
-    /* Compute by Winograd F(m x m, 3x3) (winograd.h) instead of im2col. Off after
-     * conv_shape_init; set it only where winograd_applies. */
-    bool winograd;
-    /* Compute by one GEMM per (output position, live tap) (tinymap.h) instead of
-     * im2col: set by conv_shape_init for output maps of at most CONV_TINY_OUTPUTS
-     * positions on which im2col would multiply padding; winograd, when set, wins. */
-    bool tiny;
+    enum conv_algo algo; /* how it is computed: conv_plan's choice */
 };
 
 #define CONV_TINY_OUTPUTS 49
 
+/* The geometry, live taps and conv_plan(s, false). */
 void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride, int pad, int n,
                      int h, int w);
+/* The one choice of algorithm, from the layer's shape alone (so that every rank count
+ * and batch computes a layer the same way): direct where one live tap reads the input
+ * in place; Winograd (when allowed) for 3x3 stride-1 layers with at least 64 input
+ * channels whose tiles need at most half im2col's multiplications and, on tiny maps, at
+ * most 0.6x tinymap's (docs/DESIGN.md "Convolution algorithms"); tinymap on output maps
+ * of at most CONV_TINY_OUTPUTS positions where im2col would multiply padding; im2col
+ * otherwise. */
+enum conv_algo conv_plan(const struct conv_shape *s, bool winograd);
 /* True when the convolution reads its input directly (1x1, stride 1, no padding). */
 bool conv_is_pointwise(const struct conv_shape *s);
-/* Floats of column workspace needed to process at least one sample (0 if pointwise
- * or direct; Winograd's transformed tiles if s->winograd, tinymap's transposed
- * tensors if s->tiny). */
+/* Floats of column workspace needed to process at least one sample (0 if direct;
+ * Winograd's transformed tiles, tinymap's transposed tensors). */
 size_t conv2d_col_floats(const struct conv_shape *s);
 /* Floats of the live-tap copy of the weights (0 when every tap is live and the
  * convolution is not tiny). */

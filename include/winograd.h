@@ -10,7 +10,7 @@
  * and an output tile is A^T M A. Per channel pair that is 36 multiplications for
  * 4x4 outputs (m = 4: 4 times fewer than im2col's 144), 25 for 3x3 (3.24 times
  * fewer) or 16 for 2x2 (2.25 times fewer). Each map takes the m that multiplies
- * least (tiles sticking out of the map count whole; winograd_pays keeps 4x4 tiles
+ * least (tiles sticking out of the map count whole; conv_plan keeps 4x4 tiles
  * off tiny maps): 4 on 96x96's 24x24 and 12x12 maps, 3 on its 6x6 and 3x3 ones. The
  * larger transform constants of m = 3 and 4 cost accuracy, still within test_conv's
  * 1e-4. The input gradient is the same
@@ -34,12 +34,10 @@
  * and at most 256 columns). */
 bool winograd_applies(const struct conv_shape *s);
 
-/* True where it applies and was measured faster than im2col + GEMM and than tinymap
- * (2 cores, batch 256, 96x96 and 28x28): at least 64 input channels, maps whose tiles
- * waste little (at most half im2col's multiplications) and, on tiny maps, at most
- * 0.6x tinymap's multiplications. A function of the layer's shape alone, so that
- * every rank count and batch runs the same algorithm. */
-bool winograd_pays(const struct conv_shape *s);
+/* Multiplications per channel pair with the tiles it takes: (m + 2)^2 per tile, tiles
+ * sticking out of the map counted whole (conv_plan weighs them against im2col's and
+ * tinymap's). */
+int winograd_multiplications(const struct conv_shape *s);
 
 /* Floats of chunk workspace per sample (transformed inputs and products). */
 size_t winograd_chunk_floats(const struct conv_shape *s);

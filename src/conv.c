@@ -46,14 +46,6 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
             valid_range(kx, stride, pad, w, s->wo, &xlo, &xhi);
             if (ylo < yhi && xlo < xhi) s->taps[s->ntaps++] = (unsigned char)(ky * k + kx);
         }
-    const int t = s->taps[0];
-    /* Output (oy, ox) reads input (oy*stride - pad + ky, ...): the same position when
-     * the tap is the padding offset and the stride is 1 or there is one output. */
-    s->direct = s->ntaps == 1 && s->ho == h && s->wo == w && t / k == pad && t % k == pad &&
-                (stride == 1 || (s->ho == 1 && s->wo == 1));
-    s->winograd = false;
-    /* Tiny maps go to tinymap where im2col would multiply padding: fewer real
-     * (position, live tap) pairs than positions x live taps. */
     int real = 0;
     for (int i = 0; i < s->ntaps; i++) {
         int ylo, yhi, xlo, xhi;
@@ -62,7 +54,33 @@ void conv_shape_init(struct conv_shape *s, int cin, int cout, int k, int stride,
         real += (yhi - ylo) * (xhi - xlo);
     }
     s->live_pairs = real;
-    s->tiny = !s->direct && s->ho * s->wo <= CONV_TINY_OUTPUTS && real < s->ho * s->wo * s->ntaps;
+    s->algo = conv_plan(s, false);
+}
+
+/* Output (oy, ox) reads input (oy*stride - pad + ky, ...): the same position when the
+ * one live tap is the padding offset and the stride is 1 or there is one output. */
+static bool reads_in_place(const struct conv_shape *s)
+{
+    const int t = s->taps[0];
+    return s->ntaps == 1 && s->ho == s->h && s->wo == s->w && t / s->k == s->pad &&
+           t % s->k == s->pad && (s->stride == 1 || (s->ho == 1 && s->wo == 1));
+}
+
+enum conv_algo conv_plan(const struct conv_shape *s, bool winograd)
+{
+    if (reads_in_place(s)) return CONV_DIRECT;
+    const int positions = s->ho * s->wo;
+    /* Tiny maps where im2col would multiply padding: fewer real (position, live tap)
+     * pairs than positions x live taps. */
+    const bool tiny = positions <= CONV_TINY_OUTPUTS && s->live_pairs < positions * s->ntaps;
+    if (winograd && winograd_applies(s) && s->cin >= 64) {
+        /* Per channel pair: (m + 2)^2 per tile against im2col's 9 per output, or
+         * tinymap's real pairs. */
+        const int mults = winograd_multiplications(s);
+        if (mults <= 0.5 * 9.0 * positions && (!tiny || mults <= 0.6 * s->live_pairs))
+            return CONV_WINOGRAD;
+    }
+    return tiny ? CONV_TINYMAP : CONV_IM2COL;
 }
 
 bool conv_is_pointwise(const struct conv_shape *s)
@@ -70,32 +88,26 @@ bool conv_is_pointwise(const struct conv_shape *s)
     return s->k == 1 && s->stride == 1 && s->pad == 0;
 }
 
-/* The GEMMs read x (and write dx) in place of the column buffer. */
-static bool reads_input(const struct conv_shape *s)
-{
-    return conv_is_pointwise(s) || s->direct;
-}
-
 static bool all_taps_live(const struct conv_shape *s) { return s->ntaps == s->k * s->k; }
 
 size_t conv2d_col_floats(const struct conv_shape *s)
 {
-    if (s->winograd) return winograd_chunk_floats(s);
-    if (s->tiny) return tinymap_chunk_floats(s);
-    if (reads_input(s)) return 0;
+    if (s->algo == CONV_WINOGRAD) return winograd_chunk_floats(s);
+    if (s->algo == CONV_TINYMAP) return tinymap_chunk_floats(s);
+    if (s->algo == CONV_DIRECT) return 0;
     return (size_t)s->cin * s->ntaps * s->ho * s->wo;
 }
 
 size_t conv2d_tap_weight_floats(const struct conv_shape *s)
 {
-    if (s->winograd) return 0;
-    if (s->tiny) return tinymap_weight_floats(s);
+    if (s->algo == CONV_WINOGRAD) return 0;
+    if (s->algo == CONV_TINYMAP) return tinymap_weight_floats(s);
     return all_taps_live(s) ? 0 : (size_t)s->cout * s->cin * s->ntaps;
 }
 
 size_t conv2d_winograd_floats(const struct conv_shape *s)
 {
-    return s->winograd ? winograd_filter_floats(s) : 0;
+    return s->algo == CONV_WINOGRAD ? winograd_filter_floats(s) : 0;
 }
 
 /* The weights as a (cout, cin*ntaps) matrix: w itself, or its live columns copied. */
@@ -196,12 +208,12 @@ struct chunk_plan {
 /* Samples per chunk: as many as the workspace holds, at most one block. */
 static int chunk_samples(const struct conv_shape *s, const struct conv_workspace *ws, int block)
 {
-    if (reads_input(s) && !s->winograd) return block;
+    if (s->algo == CONV_DIRECT) return block;
     size_t per_sample = conv2d_col_floats(s);
     CHECK(ws->col_floats >= per_sample, "conv workspace of %zu floats is below one sample (%zu)",
           ws->col_floats, per_sample);
     size_t nc = ws->col_floats / per_sample;
-    if (s->winograd) {
+    if (s->algo == CONV_WINOGRAD) {
         /* Winograd's transformed tiles are read back right away, so its chunks stay
          * small: as few samples as give its GEMMs enough columns
          * (winograd_chunk_samples), and at most 16 MiB (32 MiB ones ran 96x96's
@@ -287,15 +299,16 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
     const int ldy = (int)(s->n * hw_out);
     if (s->n == 0) return;
     const struct chunk_plan plan = plan_chunks(s, ws);
-    if (s->winograd || s->tiny) {
+    const bool winograd = s->algo == CONV_WINOGRAD;
+    if (winograd || s->algo == CONV_TINYMAP) {
         /* Both prepare the weights once, then take the batch a chunk at a time. */
-        float *prepared = s->winograd ? ws->wino : ws->wtap;
-        if (s->winograd)
+        float *prepared = winograd ? ws->wino : ws->wtap;
+        if (winograd)
             TIMED(ws->timing, ws->timing->transform, winograd_transform_filter(s, w_all, prepared));
         else
             TIMED(ws->timing, ws->timing->transform, tinymap_transpose_weights(s, w_all, prepared));
         void (*chunk_forward)(const struct conv_shape *, const float *, const float *, int, int,
-                              float *, float *) = s->winograd ? winograd_forward : tinymap_forward;
+                              float *, float *) = winograd ? winograd_forward : tinymap_forward;
         FOR_CHUNKS(plan, n0, nc)
             TIMED(ws->timing, ws->timing->gemm, chunk_forward(s, prepared, x, n0, nc, y, ws->col));
         add_bias(s, b, y);
@@ -310,7 +323,7 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
         const int cols = (int)(nc * hw_out);
         float *yc = y + n0 * hw_out;
         if (b) fill_bias(s->cout, cols, b, yc, ldy);
-        if (reads_input(s)) {
+        if (s->algo == CONV_DIRECT) {
             TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, false, s->cout, cols, kdim, w, kdim,
                                       x + n0 * hw_out, ldy, beta, yc, ldy));
         } else {
@@ -395,22 +408,22 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
         }
     if (s->n == 0) return;
     const struct chunk_plan plan = plan_chunks(s, ws);
-    if (s->winograd) {
+    if (s->algo == CONV_WINOGRAD) {
         winograd_backward(s, x, w_all, dy, dw, dx, accumulate_dx, ws, &plan);
         return;
     }
-    if (s->tiny) {
+    if (s->algo == CONV_TINYMAP) {
         tinymap_backward_all(s, x, w_all, dy, dw, dx, accumulate_dx, ws, &plan);
         return;
     }
-    if (dx && !accumulate_dx && !reads_input(s))
+    if (dx && !accumulate_dx && s->algo != CONV_DIRECT)
         memset(dx, 0, sizeof(float) * (size_t)s->cin * s->n * s->h * s->w);
     const float *w = tap_weights(s, w_all, ws);
     FOR_CHUNKS(plan, n0, nc) {
         const int cols = (int)(nc * hw_out);
         const float *dyc = dy + n0 * hw_out;
         const float beta = starts_sum(&plan, n0) ? 0.0f : 1.0f;
-        if (reads_input(s)) {
+        if (s->algo == CONV_DIRECT) {
             const float *xc = x + n0 * hw_out;
             TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, xc, ldy,
                                       beta, ws->dw, kdim));

@@ -14,7 +14,6 @@
 #include "loss.h"
 #include "rng.h"
 #include "timer.h"
-#include "winograd.h"
 
 #define PARAM_ALIGN_FLOATS 16 /* 64 bytes, so every tensor starts on a cache line */
 
@@ -53,7 +52,7 @@ static void add_conv(struct resnet *m, struct conv_layer *layer, const char *pre
     layer->bias = add_view(&m->params, &m->nparams, name, ROLE_BIAS, 1, bshape, cin * k * k,
                            cout * k * k);
     conv_shape_init(&layer->shape, cin, cout, k, stride, pad, m->spec.max_batch, h, w);
-    layer->shape.winograd = m->spec.winograd && winograd_pays(&layer->shape);
+    layer->shape.algo = conv_plan(&layer->shape, m->spec.winograd);
     layer->prof = m->prof.nconv++;
 }
 

@@ -72,21 +72,9 @@ static int positions(const struct conv_shape *s)
 static int tiles_y(const struct conv_shape *s) { return tiles_of(s->ho, tile_m(s)); }
 static int tiles_x(const struct conv_shape *s) { return tiles_of(s->wo, tile_m(s)); }
 
-bool winograd_pays(const struct conv_shape *s)
+int winograd_multiplications(const struct conv_shape *s)
 {
-    if (!winograd_applies(s) || s->cin < 64) return false;
-    const int mults = tile_multiplications(s, tile_m(s));
-    /* A tiny map goes to tinymap unless Winograd multiplies clearly less than its
-     * real (position, tap) pairs. Measured against tinymap, multiplications per
-     * channel pair in brackets: 28x28's 7x7 maps, F(4x4) (144 against 361) 1.4x
-     * faster; its 4x4 ones, F(4x4) (36 against 100) 1.25x faster; 96x96's 6x6 ones,
-     * F(2x2) (144 against 256) 1.2x faster; its 3x3 ones, F(3x3) (25 against 49)
-     * backward 1.1x faster, forward even; 28x28's 2x2 ones, F(2x2) (16 against 16)
-     * 1.4x slower. The choice depends on the layer's shape only, never on the batch
-     * a rank holds: every rank count then runs the same arithmetic. */
-    if (s->tiny && mults > 0.6 * s->live_pairs) return false;
-    /* Multiplications against im2col's: (m + 2)^2 per tile against 9 per output. */
-    return mults <= 0.5 * 9.0 * s->ho * s->wo;
+    return tile_multiplications(s, tile_m(s));
 }
 
 /* Floats from one position's matrix to the next in a transformed array of c channels

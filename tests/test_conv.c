@@ -278,7 +278,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
 {
     struct conv_shape s;
     conv_shape_init(&s, cc->cin, cc->cout, cc->k, cc->stride, cc->pad, cc->n, cc->h, cc->w);
-    EXPECT(!s.winograd, "conv_shape_init turned Winograd on");
+    EXPECT(s.algo != CONV_WINOGRAD, "conv_shape_init turned Winograd on");
     /* tinymap is chosen for tiny output maps where im2col would multiply padding:
      * some output reads padding through a live tap. */
     bool pads = false;
@@ -289,21 +289,22 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
                 int ix = ox * s.stride - s.pad + s.taps[i] % s.k;
                 pads |= iy < 0 || iy >= s.h || ix < 0 || ix >= s.w;
             }
-    bool tiny_expected = !s.direct && s.ho * s.wo <= CONV_TINY_OUTPUTS && pads;
-    EXPECT(s.tiny == tiny_expected, "conv_shape_init: tiny = %d for a %dx%d output", s.tiny, s.ho,
-           s.wo);
+    const bool direct = s.algo == CONV_DIRECT;
+    bool tiny_expected = !direct && s.ho * s.wo <= CONV_TINY_OUTPUTS && pads;
+    EXPECT((s.algo == CONV_TINYMAP) == tiny_expected, "conv_shape_init: algorithm %d for a %dx%d output",
+           (int)s.algo, s.ho, s.wo);
     const bool winograd = algo == WINOGRAD;
     if (winograd) {
         if (!winograd_applies(&s)) return;
-        s.winograd = true;
+        s.algo = CONV_WINOGRAD;
         winograd_cases++;
     } else if (algo == IM2COL) {
-        if (!s.tiny) return; /* AS_CHOSEN was im2col already */
-        s.tiny = false;
-    } else if (s.tiny) {
+        if (s.algo != CONV_TINYMAP) return; /* AS_CHOSEN was im2col already */
+        s.algo = CONV_IM2COL;
+    } else if (s.algo == CONV_TINYMAP) {
         tiny_cases++;
     }
-    const bool tiny = s.tiny && !winograd;
+    const bool tiny = s.algo == CONV_TINYMAP;
     char tag[110];
     snprintf(tag, sizeof tag, "cin=%d cout=%d k=%d s=%d p=%d n=%d %dx%d%s", cc->cin, cc->cout,
              cc->k, cc->stride, cc->pad, cc->n, cc->h, cc->w,
@@ -330,9 +331,9 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
             }
         }
     EXPECT(live == s.ntaps, "%s: %d live taps, conv_shape says %d", tag, live, s.ntaps);
-    EXPECT(s.direct == (cc->expect_direct || pointwise), "%s: direct = %d", tag, s.direct);
+    EXPECT(direct == (cc->expect_direct || pointwise), "%s: direct = %d", tag, direct);
     size_t per_sample = conv2d_col_floats(&s);
-    bool no_col = (pointwise || s.direct) && !winograd;
+    bool no_col = direct && !winograd;
     /* Winograd's tiles: m x m outputs ((m + 2)^2 positions) for the m of 2, 3, 4 that
      * multiplies least, ties to the smaller m. */
     size_t positions = 0, tiles = 0;
