@@ -10,29 +10,11 @@
  * pick the first maximum in row-major window order; NaN propagates. Backward
  * overwrites dx. Average pooling: forward vs a double mean, backward vs dy / hw. */
 #include "pool.h"
-#include "rng.h"
 #include "testutil.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-static uint64_t rand_counter;
-
-static double urand(double lo, double hi)
-{
-    return lo + (hi - lo) * rng_uniform(0x9001ull, 3, rand_counter++);
-}
-
-static void *xalloc(size_t bytes)
-{
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 /* Naive max pooling with -inf padding, in double; first maximum wins. */
 static void naive_maxpool(int k, int stride, int pad, int h, int w, int ho, int wo, size_t planes,
@@ -211,6 +193,7 @@ static void check_avgpool(size_t planes, int hw)
 
 int main(void)
 {
+    urand_seed(0x9001ull, 3);
     check_maxpool(3, 2, 1, 14, 14, 6); /* the stem at 28x28 input */
     check_maxpool(3, 2, 1, 7, 9, 5);
     check_maxpool(3, 2, 1, 8, 6, 4);

@@ -45,29 +45,10 @@
 #include "batchnorm.h"
 #include "gemm.h"
 #include "resnet.h"
-#include "rng.h"
 #include "testutil.h"
 
 #include <math.h>
-#include <stdint.h>
 #include <string.h>
-
-static uint64_t rand_counter;
-
-static double urand(double lo, double hi)
-{
-    return lo + (hi - lo) * rng_uniform(0x7e57ull, 9, rand_counter++);
-}
-
-static void *xalloc(size_t bytes)
-{
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static bool ends_with(const char *s, const char *suffix)
 {
@@ -713,6 +694,7 @@ static void check_hook(int width, int image_size, int n)
 int main(void)
 {
     gemm_set_threads(1); /* small GEMMs; also makes every run identical */
+    urand_seed(0x7e57ull, 9);
     check_structure();
     static const struct gradcheck_spec checks[] = {
         {"ResNet-18 tiny", 18, 4, 32, 4, 5, 3, 1, 0, 3, 1e-3, 1e-4, 2e-5, 2},

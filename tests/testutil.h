@@ -1,8 +1,14 @@
-/* testutil: tiny helpers shared by the unit tests (header-only, tests only). */
+/* testutil: helpers shared by the unit tests (header-only, tests only): EXPECT and its
+ * failure counter, array comparison, a seeded random sequence and an aborting
+ * allocator. */
 #ifndef RESNET_DDP_TESTUTIL_H
 #define RESNET_DDP_TESTUTIL_H
 
+#include "rng.h"
+
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -49,6 +55,43 @@ static inline int test_summary(const char *name)
     }
     printf("%s: all checks passed\n", name);
     return 0;
+}
+
+/* ------------------------------------------------------------ random numbers */
+
+/* One random sequence per test program, a pure function of (seed, stream, position)
+ * (rng.h), so every run draws the same data. urand_seed starts it (again). */
+struct urand_state {
+    uint64_t seed, stream, counter;
+};
+
+static inline struct urand_state *urand_state(void)
+{
+    static struct urand_state state;
+    return &state;
+}
+
+static inline void urand_seed(uint64_t seed, uint64_t stream)
+{
+    *urand_state() = (struct urand_state){seed, stream, 0};
+}
+
+/* The next value of the sequence, uniform in [lo, hi). */
+static inline double urand(double lo, double hi)
+{
+    struct urand_state *s = urand_state();
+    return lo + (hi - lo) * rng_uniform(s->seed, s->stream, s->counter++);
+}
+
+/* calloc that never returns NULL (zeroed; 0 bytes is a valid, distinct block). */
+static inline void *xalloc(size_t bytes)
+{
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
+        abort();
+    }
+    return p;
 }
 
 #endif
