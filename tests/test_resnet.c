@@ -282,7 +282,7 @@ struct snapshot {
     int32_t *argmax;
 };
 
-struct gradcheck {
+struct model_check {
     struct resnet m;
     int n;
     int32_t labels[16];
@@ -291,7 +291,7 @@ struct gradcheck {
     struct snapshot snap[4]; /* at t = 0, +eps, -eps, +-2 eps */
 };
 
-static void snapshot_plan(struct gradcheck *g)
+static void snapshot_plan(struct model_check *g)
 {
     const struct resnet *m = &g->m;
     const struct conv_shape *sc = &m->stem_conv.shape;
@@ -313,7 +313,7 @@ static void snapshot_plan(struct gradcheck *g)
     }
 }
 
-static void snapshot_take(const struct gradcheck *g, struct snapshot *snap)
+static void snapshot_take(const struct model_check *g, struct snapshot *snap)
 {
     const struct resnet *m = &g->m;
     float *out = snap->relu;
@@ -339,7 +339,7 @@ static void snapshot_take(const struct gradcheck *g, struct snapshot *snap)
     memcpy(snap->argmax, m->stem_argmax, sizeof(int32_t) * g->nargmax);
 }
 
-static bool kink_between(const struct gradcheck *g, const struct snapshot *a,
+static bool kink_between(const struct model_check *g, const struct snapshot *a,
                          const struct snapshot *b)
 {
     for (size_t i = 0; i < g->nrelu; i++) {
@@ -358,7 +358,7 @@ static bool kink_between(const struct gradcheck *g, const struct snapshot *a,
     return false;
 }
 
-static double mean_loss(struct gradcheck *g, struct snapshot *snap)
+static double mean_loss(struct model_check *g, struct snapshot *snap)
 {
     double l = resnet_forward(&g->m, g->n, g->labels, true, 1.0f / (float)g->n, NULL, NULL);
     if (snap) snapshot_take(g, snap);
@@ -366,7 +366,7 @@ static double mean_loss(struct gradcheck *g, struct snapshot *snap)
 }
 
 /* Largest change of the loss when a parameter it provably does not depend on moves. */
-static double measure_noise(struct gradcheck *g, const char *independent)
+static double measure_noise(struct model_check *g, const char *independent)
 {
     float *w = g->m.weights + g->m.params[resnet_find_param(&g->m, independent)].offset;
     const float old = w[0];
@@ -381,7 +381,7 @@ static double measure_noise(struct gradcheck *g, const char *independent)
 
 /* The mean loss at base + t * dir; dir is all-parameter (or one-hot for a single
  * parameter, given as index >= 0 with dir == NULL). */
-static double loss_at(struct gradcheck *g, const float *base, const double *dir, long index,
+static double loss_at(struct model_check *g, const float *base, const double *dir, long index,
                       double t, struct snapshot *snap)
 {
     float *w = g->m.weights;
@@ -410,7 +410,7 @@ struct fd_result {
  * smooth there: the central difference if [-eps, eps] is smooth, else the one-sided
  * second-order stencil (-3 L(0) + 4 L(s eps) - L(2 s eps)) / (2 s eps) on a smooth
  * side s; eps is halved up to five times. */
-static struct fd_result fd_derivative(struct gradcheck *g, const float *base, const double *dir,
+static struct fd_result fd_derivative(struct model_check *g, const float *base, const double *dir,
                                       long index, double eps0)
 {
     struct fd_result r = {0.0, eps0, 0.0, false};
@@ -463,7 +463,7 @@ struct gradcheck_spec {
 
 static void run_gradcheck(const struct gradcheck_spec *gs)
 {
-    struct gradcheck g;
+    struct model_check g;
     struct model_spec spec = {.depth = gs->depth, .width = gs->width, .num_classes = 10,
                               .in_channels = 1, .image_size = gs->image_size,
                               .max_batch = gs->max_batch, .shard = gs->shard,
