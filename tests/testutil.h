@@ -1,16 +1,19 @@
 /* testutil: helpers shared by the unit tests (header-only, tests only): EXPECT and its
  * failure counter, array comparison, a seeded random sequence, an aborting allocator,
- * and the one gradient checker every op test uses. */
+ * a scratch directory, and the one gradient checker every op test uses. */
 #ifndef RESNET_DDP_TESTUTIL_H
 #define RESNET_DDP_TESTUTIL_H
 
 #include "rng.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static int test_failures;
 
@@ -92,6 +95,53 @@ static inline void *xalloc(size_t bytes)
         abort();
     }
     return p;
+}
+
+/* ------------------------------------------------------ scratch directory */
+
+/* The test's scratch directory, made by test_tmpdir_make. */
+static inline char *test_tmpdir(void)
+{
+    static char dir[64];
+    return dir;
+}
+
+/* Makes /tmp/<name>.XXXXXX the scratch directory; false (with perror) on failure. */
+static inline bool test_tmpdir_make(const char *name)
+{
+    snprintf(test_tmpdir(), 64, "/tmp/%s.XXXXXX", name);
+    if (mkdtemp(test_tmpdir())) return true;
+    perror("mkdtemp");
+    return false;
+}
+
+/* test_tmpdir()/name, in one of 8 rotating buffers: copy it to keep it longer. */
+static inline const char *tmp_path(const char *name)
+{
+    static char buf[8][256];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", test_tmpdir(), name);
+    return p;
+}
+
+/* Removes path and everything below it. */
+static inline void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d) {
+        unlink(path);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        char sub[1024];
+        int len = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        if (len > 0 && (size_t)len < sizeof sub) remove_tree(sub);
+    }
+    closedir(d);
+    rmdir(path);
 }
 
 /* ------------------------------------------------------- gradient checker */
