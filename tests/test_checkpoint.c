@@ -13,7 +13,6 @@
 #include "error.h"
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -26,19 +25,7 @@
 
 #include <hdf5.h>
 
-static char tmpdir[64];
-
 /* ------------------------------------------------------------------ helpers */
-
-/* Rotates through a few buffers: copy the result to keep it across many calls. */
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][256];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
 static bool file_exists(const char *path)
 {
@@ -51,24 +38,6 @@ static bool tmp_exists(const char *path)
     char tmp[300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     return file_exists(tmp);
-}
-
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char sub[512];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
 }
 
 static uint8_t *read_whole(const char *path, size_t *len)
@@ -580,7 +549,7 @@ static void test_bad_files(const char *good, struct resnet *b)
     write_bytes(tmp_path("sealed-garbage.h5"), garbage, sizeof garbage);
     expect_read_fails("sealed garbage", tmp_path("sealed-garbage.h5"), b, "sealed-garbage.h5",
                       "not a readable HDF5 checkpoint", NULL);
-    expect_read_fails("a directory", tmpdir, b, "is not a regular file", NULL);
+    expect_read_fails("a directory", test_tmpdir(), b, "is not a regular file", NULL);
 
     /* HDF5, but not a checkpoint. */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -764,11 +733,7 @@ static void test_overwrite(struct resnet *a, const struct ckpt_state *st, const 
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_checkpoint.XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!test_tmpdir_make("test_checkpoint")) return 1;
     H5E_auto2_t auto_func = NULL;
     void *auto_data = NULL;
     H5Eget_auto2(H5E_DEFAULT, &auto_func, &auto_data);
@@ -804,6 +769,6 @@ int main(void)
 
     resnet_free(&a);
     resnet_free(&b);
-    remove_tree(tmpdir);
+    remove_tree(test_tmpdir());
     return test_summary("test_checkpoint");
 }

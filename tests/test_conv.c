@@ -11,8 +11,9 @@
  * dw bit for bit, db to double rounding.
  *
  * Backward is checked for L = sum(y * r) with random r: the reference gradients are
- * the adjoint of the naive double convolution, which is itself validated against
- * central finite differences of the double forward. The float op must then match
+ * the adjoint of the naive double convolution, which is itself validated, every
+ * element, against central finite differences of the double forward (testutil.h's
+ * gradient checker, to 1e-8). The float op must then match
  * the reference to 1e-4 relative to max(|g|, 1). dw and db (double accumulators)
  * must ACCUMULATE onto existing values, dx must be overwritten (its old contents are
  * NaN) or accumulated with accumulate_dx, and dx == NULL must leave dw and db
@@ -20,7 +21,6 @@
 #include "conv.h"
 #include "winograd.h"
 #include "gemm.h"
-#include "rng.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -31,33 +31,16 @@
 #define GUARD_VALUE 12345.0f
 #define TOL 1e-4
 
-static uint64_t rand_counter;
-
-/* Uniform in [lo, hi). */
-static double urand(double lo, double hi)
-{
-    return lo + (hi - lo) * rng_uniform(0xc0417e57ull, 1, rand_counter++);
-}
-
 static float *alloc_floats(size_t n)
 {
-    float *p = malloc(sizeof(float) * (n + GUARD));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
+    float *p = xalloc(sizeof(float) * (n + GUARD));
     for (size_t i = 0; i < n + GUARD; i++) p[i] = GUARD_VALUE;
     return p;
 }
 
 static double *alloc_doubles(size_t n)
 {
-    double *p = calloc(n ? n : 1, sizeof(double));
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
+    return xalloc(sizeof(double) * n);
 }
 
 static void check_guard(const char *name, const float *p, size_t n)
@@ -132,27 +115,22 @@ static void naive_backward(const struct conv_shape *s, const double *x, const do
                 }
 }
 
-static double loss_of(const struct conv_shape *s, const double *x, const double *w,
-                      const double *b, const double *r, double *ybuf)
-{
-    size_t ny = (size_t)s->cout * s->n * s->ho * s->wo;
-    naive_forward(s, x, w, b, ybuf);
-    double l = 0.0;
-    for (size_t i = 0; i < ny; i++) l += ybuf[i] * r[i];
-    return l;
-}
+struct conv_loss {
+    const struct conv_shape *s;
+    const double *x, *w, *b, *r;
+    double *y;
+};
 
-/* Central finite difference of the double loss with respect to v[i]. */
-static double fd(const struct conv_shape *s, double *x, double *w, double *b, const double *r,
-                 double *ybuf, double *v, size_t i)
+/* L = sum(y * r) of the direct convolution. */
+static double conv_loss(void *ctx, enum gc_point at)
 {
-    const double h = 1e-3, old = v[i];
-    v[i] = old + h;
-    double lp = loss_of(s, x, w, b, r, ybuf);
-    v[i] = old - h;
-    double lm = loss_of(s, x, w, b, r, ybuf);
-    v[i] = old;
-    return (lp - lm) / (2 * h);
+    (void)at;
+    struct conv_loss *c = ctx;
+    size_t ny = (size_t)c->s->cout * c->s->n * c->s->ho * c->s->wo;
+    naive_forward(c->s, c->x, c->w, c->b, c->y);
+    double l = 0.0;
+    for (size_t i = 0; i < ny; i++) l += c->y[i] * c->r[i];
+    return l;
 }
 
 /* The analytic reference must agree with finite differences of the double forward
@@ -161,32 +139,17 @@ static void validate_reference(const char *tag, const struct conv_shape *s, doub
                                double *b, const double *r, const double *dw, const double *db,
                                const double *dx)
 {
-    size_t nx = (size_t)s->cin * s->n * s->h * s->w;
-    size_t nw = (size_t)s->cout * s->cin * s->k * s->k;
     double *ybuf = alloc_doubles((size_t)s->cout * s->n * s->ho * s->wo);
-    char name[160];
-    enum { SAMPLES = 12 };
-    double got[SAMPLES], want[SAMPLES];
-    for (int t = 0; t < SAMPLES; t++) {
-        size_t i = (size_t)urand(0, (double)nw);
-        got[t] = fd(s, x, w, b, r, ybuf, w, i);
-        want[t] = dw[i];
-    }
-    snprintf(name, sizeof name, "%s: reference dw vs finite differences", tag);
-    expect_close(name, got, want, SAMPLES, 1e-8);
-    for (int t = 0; t < SAMPLES; t++) {
-        size_t i = (size_t)urand(0, (double)nx);
-        got[t] = fd(s, x, w, b, r, ybuf, x, i);
-        want[t] = dx[i];
-    }
-    snprintf(name, sizeof name, "%s: reference dx vs finite differences", tag);
-    expect_close(name, got, want, SAMPLES, 1e-8);
-    for (int t = 0; t < s->cout && t < SAMPLES; t++) {
-        got[t] = fd(s, x, w, b, r, ybuf, b, (size_t)t);
-        want[t] = db[t];
-    }
-    snprintf(name, sizeof name, "%s: reference db vs finite differences", tag);
-    expect_close(name, got, want, (size_t)(s->cout < SAMPLES ? s->cout : SAMPLES), 1e-8);
+    char op[160];
+    snprintf(op, sizeof op, "%s: reference", tag);
+    struct conv_loss cl = {s, x, w, b, r, ybuf};
+    struct gradcheck gc = {.op = op, .loss = conv_loss, .ctx = &cl, .step = 1e-3, .tol = 1e-8};
+    gc.tensor = "dw";
+    gradcheck_double(&gc, w, dw, (size_t)s->cout * s->cin * s->k * s->k);
+    gc.tensor = "dx";
+    gradcheck_double(&gc, x, dx, (size_t)s->cin * s->n * s->h * s->w);
+    gc.tensor = "db";
+    gradcheck_double(&gc, b, db, (size_t)s->cout);
     free(ybuf);
 }
 
@@ -519,6 +482,7 @@ static void check_empty_batch(void)
 int main(void)
 {
     gemm_set_threads(1); /* the shard checks compare bit for bit */
+    urand_seed(0xc0417e57ull, 1);
     static const struct conv_case cases[] = {
         {3, 4, 3, 1, 1, 2, 7, 5, 0}, /* 3x3/1 pad 1, non-square */
         {2, 3, 3, 2, 1, 3, 9, 8, 0}, /* 3x3/2 pad 1 */

@@ -9,7 +9,6 @@
 #include "idx.h"
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,18 +19,7 @@
 
 #define REAL_DATA_DIR "/usr/share/datasets/fashion-mnist"
 
-static char tmpdir[64];
-
 /* ------------------------------------------------------------------ helpers */
-
-static char *tmp_path(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
 static void write_file(const char *path, const uint8_t *data, size_t len, int gz)
 {
@@ -123,31 +111,6 @@ static int contains(const char *text, const char *word)
 }
 
 #define EXPECT_MSG(msg, word) EXPECT(contains(msg, word), "message \"%s\" lacks \"%s\"", msg, word)
-
-static void clear_dir(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-        if (remove(p) != 0) {
-            /* a subdirectory made by a test: one level deep at most */
-            DIR *sub = opendir(p);
-            struct dirent *se;
-            while (sub && (se = readdir(sub)) != NULL) {
-                char q[768];
-                snprintf(q, sizeof q, "%s/%s", p, se->d_name);
-                if (strcmp(se->d_name, ".") && strcmp(se->d_name, "..")) remove(q);
-            }
-            if (sub) closedir(sub);
-            remove(p);
-        }
-    }
-    closedir(d);
-}
 
 /* Run dataset_load in a child; return its exit code (or -1 if it died by a signal)
  * and its stderr in `out`. The child exits 0 when dataset_load returns. */
@@ -266,7 +229,7 @@ static void test_read_limits(void)
            "missing file accepted");
     EXPECT_MSG(err, "cannot open");
     EXPECT_MSG(err, strerror(ENOENT));
-    EXPECT(idx_read_file(tmpdir, 1 << 20, &buf, &len, err, sizeof err) != 0,
+    EXPECT(idx_read_file(test_tmpdir(), 1 << 20, &buf, &len, err, sizeof err) != 0,
            "a directory was read as a file");
     EXPECT_MSG(err, strerror(EISDIR));
 
@@ -434,51 +397,51 @@ static void test_dataset_load(void)
     write_images(tmp_path("train-images-idx3-ubyte.gz"), 6, 28, 28, 1);
     write_labels(tmp_path("train-labels-idx1-ubyte.gz"), labels, 6, 1);
     struct dataset ds;
-    dataset_load(&ds, tmpdir, true, 0, 10);
+    dataset_load(&ds, test_tmpdir(), true, 0, 10);
     EXPECT(ds.count == 6 && ds.rows == 28 && ds.cols == 28, "train shape %lld %dx%d",
            (long long)ds.count, ds.rows, ds.cols);
     EXPECT(ds.labels[5] == 5 && ds.images[100] == (uint8_t)(100 * 7 + 3), "train content");
     dataset_free(&ds);
-    dataset_load(&ds, tmpdir, true, 4, 10);
+    dataset_load(&ds, test_tmpdir(), true, 4, 10);
     EXPECT(ds.count == 4 && ds.labels[3] == 3, "limit 4 keeps %lld", (long long)ds.count);
     dataset_free(&ds);
 
     /* Uncompressed fallback for the test pair; and the .gz wins when both exist. */
     write_images(tmp_path("t10k-images-idx3-ubyte"), 3, 28, 28, 0);
     write_labels(tmp_path("t10k-labels-idx1-ubyte"), labels, 3, 0);
-    dataset_load(&ds, tmpdir, false, 0, 10);
+    dataset_load(&ds, test_tmpdir(), false, 0, 10);
     EXPECT(ds.count == 3, "raw test set holds %lld", (long long)ds.count);
     dataset_free(&ds);
     write_images(tmp_path("t10k-images-idx3-ubyte.gz"), 2, 28, 28, 1);
     write_labels(tmp_path("t10k-labels-idx1-ubyte.gz"), labels, 2, 1);
-    dataset_load(&ds, tmpdir, false, 0, 10);
+    dataset_load(&ds, test_tmpdir(), false, 0, 10);
     EXPECT(ds.count == 2, "with both present, loaded %lld images (the .gz has 2)",
            (long long)ds.count);
     dataset_free(&ds);
 
     /* label >= num_classes */
-    int code = load_in_child(tmpdir, true, 0, 5, out, sizeof out);
+    int code = load_in_child(test_tmpdir(), true, 0, 5, out, sizeof out);
     EXPECT(code == 2, "label 5 with 5 classes: exit %d", code);
     EXPECT_MSG(out, "resnet_ddp: error: ");
     EXPECT_MSG(out, "train-labels-idx1-ubyte.gz: label 5 at index 5 is not below "
                     "[model] num_classes = 5");
     /* ... even when the bad label lies beyond the limit */
-    code = load_in_child(tmpdir, true, 2, 5, out, sizeof out);
+    code = load_in_child(test_tmpdir(), true, 2, 5, out, sizeof out);
     EXPECT(code == 2, "bad label beyond the limit: exit %d", code);
 
     /* count mismatch */
     write_labels(tmp_path("train-labels-idx1-ubyte.gz"), labels, 5, 1);
-    code = load_in_child(tmpdir, true, 0, 10, out, sizeof out);
+    code = load_in_child(test_tmpdir(), true, 0, 10, out, sizeof out);
     EXPECT(code == 2, "count mismatch: exit %d", code);
     EXPECT_MSG(out, "holds 5 labels but");
     EXPECT_MSG(out, "train-images-idx3-ubyte.gz holds 6 images, expected equal counts");
-    code = load_in_child(tmpdir, true, 3, 10, out, sizeof out);
+    code = load_in_child(test_tmpdir(), true, 3, 10, out, sizeof out);
     EXPECT(code == 2, "count mismatch hidden by the limit: exit %d", code);
 
     /* zero images */
     write_images(tmp_path("train-images-idx3-ubyte.gz"), 0, 28, 28, 1);
     write_labels(tmp_path("train-labels-idx1-ubyte.gz"), labels, 0, 1);
-    code = load_in_child(tmpdir, true, 0, 10, out, sizeof out);
+    code = load_in_child(test_tmpdir(), true, 0, 10, out, sizeof out);
     EXPECT(code == 2, "zero images: exit %d", code);
     EXPECT_MSG(out, "no images");
 
@@ -487,12 +450,12 @@ static void test_dataset_load(void)
     uint8_t *b = images_bytes(0x803, 6, 28, 28, 100, &len);
     write_file(tmp_path("train-images-idx3-ubyte.gz"), b, len, 1);
     free(b);
-    code = load_in_child(tmpdir, true, 0, 10, out, sizeof out);
+    code = load_in_child(test_tmpdir(), true, 0, 10, out, sizeof out);
     EXPECT(code == 2, "corrupt images: exit %d", code);
     EXPECT_MSG(out, "train-images-idx3-ubyte.gz: header claims 6 images of 28x28");
 
     /* missing directory */
-    snprintf(dir, sizeof dir, "%s/missing", tmpdir);
+    snprintf(dir, sizeof dir, "%s/missing", test_tmpdir());
     code = load_in_child(dir, true, 0, 10, out, sizeof out);
     EXPECT(code == 2, "missing dir: exit %d", code);
     EXPECT_MSG(out, "train-images-idx3-ubyte.gz' not found");
@@ -500,7 +463,7 @@ static void test_dataset_load(void)
     EXPECT(strchr(out, '\n') == out + strlen(out) - 1, "not one line: %s", out);
 
     /* images present, labels missing */
-    snprintf(dir, sizeof dir, "%s/half", tmpdir);
+    snprintf(dir, sizeof dir, "%s/half", test_tmpdir());
     mkdir(dir, 0700);
     char p[512];
     snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", dir);
@@ -547,18 +510,13 @@ static void test_real_data(void)
 
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_idx_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!test_tmpdir_make("test_idx")) return 1;
     test_valid_and_limit();
     test_read_limits();
     test_truncated_gzip();
     test_bad_headers();
     test_dataset_load();
     test_real_data();
-    clear_dir();
-    rmdir(tmpdir);
+    remove_tree(test_tmpdir());
     return test_summary("test_idx");
 }

@@ -2,11 +2,12 @@
  * trained with momentum SGD on the first 64 REAL Fashion-MNIST training images
  * (full batch, 2 BLAS threads) must overfit them: >= 95% accuracy on those images
  * in training mode (batch statistics) within MAX_STEPS steps, with the loss falling
- * well below its start. Eval-mode accuracy (running statistics) is reported. Images
- * go through the same path as training: dataset_load (so RESNET_DDP_DATA works),
- * batch_assemble with a 28 -> 28 resizer, resnet_forward / resnet_backward,
- * sgd_step. A missing data directory is a failure with a clear message: the data
- * set is a dependency installed by the README. */
+ * well below its start. The budget is in steps, not seconds, so that a loaded
+ * machine cannot fail it; the time taken is printed. Eval-mode accuracy (running
+ * statistics) is reported. Images go through the same path as training:
+ * dataset_load (so RESNET_DDP_DATA works), batch_assemble with a 28 -> 28 resizer,
+ * resnet_forward / resnet_backward, sgd_step. A missing data directory is a failure
+ * with a clear message: the data set is a dependency installed by the README. */
 #include "config.h"
 #include "data.h"
 #include "gemm.h"
@@ -103,7 +104,6 @@ int main(void)
            step);
     EXPECT(train_loss < 0.25 * first_loss, "loss %.4f did not fall well below the first %.4f",
            train_loss, first_loss);
-    EXPECT(seconds < 60.0, "training took %.1f s, the budget is 60 s", seconds);
 
     resnet_free(&m);
     resizer_free(&rs);

@@ -22,18 +22,7 @@
 
 enum { STEPS_PER_EPOCH = 334 };
 
-static char tmpdir[64];
-
 /* ------------------------------------------------------------------ helpers */
-
-static char *tmp_path(const char *name)
-{
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", tmpdir, name);
-    return p;
-}
 
 /* Row values depend on the step and on `run`, so rows of a resumed run are told
  * apart from the rows they replace. */
@@ -202,7 +191,7 @@ static void check_epochs(hid_t f, int64_t nepochs, const int *runs)
 static void expect_open_error(const char *path, bool resume, const char *want)
 {
     char errfile[256];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", tmpdir);
+    snprintf(errfile, sizeof errfile, "%s/stderr.txt", test_tmpdir());
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -439,28 +428,15 @@ static void test_killed(void)
     H5Fclose(f);
 }
 
-static void remove_tmpdir(void)
-{
-    static const char *names[] = {"fresh.h5",   "resume_new.h5", "text.h5",  "empty.h5",
-                                  "partial.h5", "wrongtype.h5",  "exited.h5", "killed.h5",
-                                  "autoflush.h5", "stderr.txt"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(tmp_path(names[i]));
-    rmdir(tmpdir);
-}
-
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_metrics_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!test_tmpdir_make("test_metrics")) return 1;
     test_create_and_read();
     test_resume();
     test_errors();
     test_killed();
     /* Keep the files of a failed run for inspection. */
-    if (test_failures == 0) remove_tmpdir();
-    else fprintf(stderr, "files kept in %s\n", tmpdir);
+    if (test_failures == 0) remove_tree(test_tmpdir());
+    else fprintf(stderr, "files kept in %s\n", test_tmpdir());
     return test_summary("test_metrics");
 }
