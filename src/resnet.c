@@ -159,105 +159,141 @@ static void build_block(struct resnet *m, struct block *b, const char *prefix, i
     }
 }
 
-/* Lay out every activation (sizing pass and real pass run the same code). */
-static void plan_activations(struct resnet *m, struct arena *a)
+/* Planning takes every buffer from one arena; a sizing pass and the real pass run the
+ * same code (arena.h). take_act also tracks the largest activation, which sizes the
+ * gradient scratch buffers. */
+static void *take(struct arena *a, size_t bytes) { return arena_take(a, bytes); }
+static float *take_act(struct arena *a, size_t floats, size_t *max_act)
+{
+    if (floats > *max_act) *max_act = floats;
+    return take(a, sizeof(float) * floats);
+}
+
+/* The input and the stem's buffers: the fused stem's per-thread and per-chunk ones, or
+ * the unfused layers' full-size tensors. */
+static void plan_stem(struct resnet *m, struct arena *a, size_t *max_act)
 {
     const size_t n = (size_t)m->spec.max_batch, S = (size_t)m->spec.image_size;
     const struct conv_shape *sc = &m->stem_conv.shape;
-    size_t max_act = 0, stem_out = (size_t)sc->cout * n * sc->ho * sc->wo;
-#define TAKE(ptr, type, count)                                                    \
-    do {                                                                          \
-        size_t cnt_ = (count);                                                    \
-        ptr = arena_take(a, sizeof(type) * cnt_);                                 \
-    } while (0)
-#define TAKE_ACT(ptr, count)                                                      \
-    do {                                                                          \
-        size_t c_ = (count);                                                      \
-        TAKE(ptr, float, c_);                                                     \
-        if (c_ > max_act) max_act = c_;                                           \
-    } while (0)
-    TAKE(m->input, float, (size_t)m->spec.in_channels * n * S * S);
-    size_t pooled_act = (size_t)sc->cout * n * m->stem_pool.ho * m->stem_pool.wo;
+    m->input = take(a, sizeof(float) * (size_t)m->spec.in_channels * n * S * S);
+    const size_t pooled = (size_t)sc->cout * n * m->stem_pool.ho * m->stem_pool.wo;
     if (m->spec.fused_stem) {
         const struct stem_sizes z = m->stem.per_thread;
         const size_t threads = (size_t)m->stem.threads, chunks = (size_t)m->stem.max_chunks;
-        TAKE(m->stem.a, float, threads * z.out);
-        TAKE(m->stem.d, float, threads * z.out);
-        TAKE(m->stem.col, float, threads * z.col);
-        TAKE(m->stem.wtap, float, threads * z.wtap);
-        TAKE(m->stem.dw_work, float, threads * z.dw);
-        TAKE(m->stem.sums, double, chunks * 2 * (size_t)sc->cout);
-        TAKE(m->stem.grads, double, chunks * ((size_t)sc->cout * sc->k * sc->k + (size_t)sc->cout));
-        TAKE(m->stem.kept, float, m->stem.keep ? chunks * z.out : 0);
-        TAKE_ACT(m->stem_p, pooled_act);
-        TAKE(m->stem.argmax, uint8_t, pooled_act);
+        m->stem.a = take(a, sizeof(float) * threads * z.out);
+        m->stem.d = take(a, sizeof(float) * threads * z.out);
+        m->stem.col = take(a, sizeof(float) * threads * z.col);
+        m->stem.wtap = take(a, sizeof(float) * threads * z.wtap);
+        m->stem.dw_work = take(a, sizeof(float) * threads * z.dw);
+        m->stem.sums = take(a, sizeof(double) * chunks * 2 * (size_t)sc->cout);
+        m->stem.grads = take(a, sizeof(double) * chunks *
+                                    ((size_t)sc->cout * sc->k * sc->k + (size_t)sc->cout));
+        m->stem.kept = take(a, sizeof(float) * (m->stem.keep ? chunks * z.out : 0));
+        m->stem_p = take_act(a, pooled, max_act);
+        m->stem.argmax = take(a, sizeof(uint8_t) * pooled);
     } else {
         /* The stem's two tensors are the largest; they are not counted in max_act
          * because the stem's backward works inside stem_h (see resnet_backward). */
-        TAKE(m->stem_a, float, stem_out);
-        TAKE(m->stem_h, float, stem_out);
-        TAKE_ACT(m->stem_p, pooled_act);
-        TAKE(m->stem_argmax, int32_t, pooled_act);
+        const size_t stem_out = (size_t)sc->cout * n * sc->ho * sc->wo;
+        m->stem_a = take(a, sizeof(float) * stem_out);
+        m->stem_h = take(a, sizeof(float) * stem_out);
+        m->stem_p = take_act(a, pooled, max_act);
+        m->stem_argmax = take(a, sizeof(int32_t) * pooled);
     }
-    int maxc = m->stem_bn.c;
-    size_t col = m->spec.fused_stem ? 0 : conv2d_col_floats(sc); /* the fused stem has its own */
-    size_t tap_weights = conv2d_tap_weight_floats(sc), wino = conv2d_winograd_floats(sc);
-    size_t max_weight = (size_t)m->fc_in * m->spec.num_classes;
-    for (int i = 0; i < m->nparams; i++)
-        if (m->params[i].count > max_weight) max_weight = m->params[i].count;
+}
+
+/* Each block's pre-BN conv outputs and its output (the next block's input). */
+static void plan_blocks(struct resnet *m, struct arena *a, size_t *max_act)
+{
+    const size_t n = (size_t)m->spec.max_batch;
     const float *x = m->stem_p;
     for (int i = 0; i < m->nblocks; i++) {
         struct block *b = &m->blocks[i];
         b->x = x;
         for (int u = 0; u < b->nunits; u++) {
-            struct block_unit *un = &b->units[u];
-            const struct conv_shape *s = &un->conv.shape;
-            size_t act = (size_t)s->cout * n * s->ho * s->wo;
-            TAKE_ACT(un->a, act);
-            if (s->cout > maxc) maxc = s->cout;
-            if (conv2d_col_floats(s) > col) col = conv2d_col_floats(s);
-            if (conv2d_tap_weight_floats(s) > tap_weights) tap_weights = conv2d_tap_weight_floats(s);
-            if (conv2d_winograd_floats(s) > wino) wino = conv2d_winograd_floats(s);
+            const struct conv_shape *s = &b->units[u].conv.shape;
+            b->units[u].a = take_act(a, (size_t)s->cout * n * s->ho * s->wo, max_act);
         }
-        size_t out = (size_t)b->cout * n * b->ho * b->wo;
-        if (b->has_shortcut && conv2d_col_floats(&b->shortcut.shape) > col)
-            col = conv2d_col_floats(&b->shortcut.shape);
-        if (b->has_shortcut && conv2d_tap_weight_floats(&b->shortcut.shape) > tap_weights)
-            tap_weights = conv2d_tap_weight_floats(&b->shortcut.shape);
-        TAKE_ACT(b->y, out);
+        b->y = take_act(a, (size_t)b->cout * n * b->ho * b->wo, max_act);
         x = b->y;
     }
-    TAKE(m->pooled, float, (size_t)m->fc_in * n);
-    TAKE(m->dpooled, float, (size_t)m->fc_in * n);
-    TAKE(m->logits, float, n * (size_t)m->spec.num_classes);
-    TAKE(m->dlogits, float, n * (size_t)m->spec.num_classes);
+}
+
+/* The largest per-layer workspaces over every convolution of the model. */
+struct conv_needs {
+    size_t col, tap_weights, wino;
+    int max_channels;
+};
+
+static void need_conv(struct conv_needs *nd, const struct conv_shape *s, bool own_col)
+{
+    if (own_col && conv2d_col_floats(s) > nd->col) nd->col = conv2d_col_floats(s);
+    if (conv2d_tap_weight_floats(s) > nd->tap_weights) nd->tap_weights = conv2d_tap_weight_floats(s);
+    if (conv2d_winograd_floats(s) > nd->wino) nd->wino = conv2d_winograd_floats(s);
+    if (s->cout > nd->max_channels) nd->max_channels = s->cout;
+}
+
+static struct conv_needs conv_needs_of(const struct resnet *m)
+{
+    struct conv_needs nd = {0};
+    /* The fused stem has its own column buffers. */
+    need_conv(&nd, &m->stem_conv.shape, !m->spec.fused_stem);
+    for (int i = 0; i < m->nblocks; i++) {
+        const struct block *b = &m->blocks[i];
+        for (int u = 0; u < b->nunits; u++) need_conv(&nd, &b->units[u].conv.shape, true);
+        if (b->has_shortcut) need_conv(&nd, &b->shortcut.shape, true);
+    }
+    return nd;
+}
+
+/* The head's tensors, the gradient scratch, the convolution workspace and the BN
+ * statistics. */
+static void plan_rest(struct resnet *m, struct arena *a, size_t max_act)
+{
+    const size_t n = (size_t)m->spec.max_batch;
+    const struct conv_needs nd = conv_needs_of(m);
+    size_t max_weight = (size_t)m->fc_in * m->spec.num_classes;
+    for (int i = 0; i < m->nparams; i++)
+        if (m->params[i].count > max_weight) max_weight = m->params[i].count;
+    m->pooled = take(a, sizeof(float) * (size_t)m->fc_in * n);
+    m->dpooled = take(a, sizeof(float) * (size_t)m->fc_in * n);
+    m->logits = take(a, sizeof(float) * n * (size_t)m->spec.num_classes);
+    m->dlogits = take(a, sizeof(float) * n * (size_t)m->spec.num_classes);
     m->max_act = max_act;
-    for (int i = 0; i < 3; i++) TAKE(m->grad_buf[i], float, max_act);
-    TAKE(m->scratch, float, max_act);
+    for (int i = 0; i < 3; i++) m->grad_buf[i] = take(a, sizeof(float) * max_act);
+    m->scratch = take(a, sizeof(float) * max_act);
     /* im2col workspace: a budget of samples per chunk, at least one sample, at most
-     * the whole batch of the largest layer. 4 M floats (16 MiB): Winograd's chunks
-     * are smaller still, and im2col's stride-2 layers ran within noise of 8 M. */
+     * the whole batch of the largest layer. 4 M floats (16 MiB): Winograd's chunks are
+     * smaller still, and im2col's stride-2 layers run as fast as with 8 M. */
     size_t budget = m->spec.col_budget_floats ? m->spec.col_budget_floats : (size_t)4 << 20;
-    if (budget < col) budget = col;
-    if (budget > col * n) budget = col * n;
-    TAKE(m->ws.col, float, budget);
+    if (budget < nd.col) budget = nd.col;
+    if (budget > nd.col * n) budget = nd.col * n;
+    m->ws.col = take(a, sizeof(float) * budget);
     m->ws.col_floats = budget;
     m->ws.shard = m->spec.shard;
     m->ws.align = m->spec.shard > 0 ? 0 : m->spec.align;
-    TAKE(m->ws.dw, float, max_weight);
-    TAKE(m->ws.wtap, float, tap_weights);
-    TAKE(m->ws.wino, float, wino);
-    TAKE(m->bn_work, double, 2 * (size_t)maxc + 1);
+    m->ws.dw = take(a, sizeof(float) * max_weight);
+    m->ws.wtap = take(a, sizeof(float) * nd.tap_weights);
+    m->ws.wino = take(a, sizeof(float) * nd.wino);
+    const int maxc = nd.max_channels > m->stem_bn.c ? nd.max_channels : m->stem_bn.c;
+    m->bn_work = take(a, sizeof(double) * (2 * (size_t)maxc + 1));
     for (int i = 0; i < m->nblocks; i++)
         for (int u = 0; u < m->blocks[i].nunits; u++) {
             struct bn_layer *bn = &m->blocks[i].units[u].bn;
-            TAKE(bn->saved.mean, float, (size_t)bn->c);
-            TAKE(bn->saved.invstd, float, (size_t)bn->c);
+            bn->saved.mean = take(a, sizeof(float) * (size_t)bn->c);
+            bn->saved.invstd = take(a, sizeof(float) * (size_t)bn->c);
         }
-    TAKE(m->stem_bn.saved.mean, float, (size_t)m->stem_bn.c);
-    TAKE(m->stem_bn.saved.invstd, float, (size_t)m->stem_bn.c);
-#undef TAKE_ACT
-#undef TAKE
+    m->stem_bn.saved.mean = take(a, sizeof(float) * (size_t)m->stem_bn.c);
+    m->stem_bn.saved.invstd = take(a, sizeof(float) * (size_t)m->stem_bn.c);
+}
+
+/* Lay out every activation and workspace. */
+static void plan_activations(struct resnet *m, struct arena *a)
+{
+    size_t max_act = 0;
+    plan_stem(m, a, &max_act);
+    plan_blocks(m, a, &max_act);
+    plan_rest(m, a, max_act);
 }
 
 void resnet_init(struct resnet *m, const struct model_spec *spec)
