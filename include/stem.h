@@ -77,9 +77,8 @@ struct stem_params {
 int stem_chunk_samples(const struct conv_shape *conv);
 
 /* Whether the convolution's output is worth keeping for a batch of this shape: at
- * most 32 MiB (28x28, batch 256: 12.8 MB; 96x96: 151 MB, never). Keeping it saves
- * three of the four convolution passes (28x28, 1 x 2, profiled: the stem's forward /
- * backward 8.7-9.2 / 10.6-10.7 -> 7.1 / 5.7 ms per step). */
+ * most 32 MiB (28x28 at batch 256 yes, 96x96 never). Keeping it saves three of the
+ * four convolution passes (docs/DESIGN.md "Fused stem"). */
 bool stem_keeps_output(const struct conv_shape *conv);
 
 /* Sets everything in st but its buffers: shapes, chunk, threads, shard, keep,

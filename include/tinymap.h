@@ -12,8 +12,7 @@
  * input gradient is the same pairs with W[t] transposed, summed per input position;
  * the weight gradient of tap t sums dy_t[p] . x_t[q]^T over its pairs. Where im2col
  * multiplies no padding (1x1 convolutions, pad 0, live-tap-only outputs) it is the
- * same work in smaller GEMMs, so conv_shape_init leaves those to im2col (a 1x1/2
- * shortcut onto a 3x3 map ran 2x slower here).
+ * same work in smaller GEMMs, so conv_plan leaves those to im2col.
  *
  * Tensors are (C, N, H, W); the caller (conv.c) cuts the batch into chunks of samples
  * and passes the chunk's first sample n0 and count nc. */

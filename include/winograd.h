@@ -44,9 +44,8 @@ size_t winograd_chunk_floats(const struct conv_shape *s);
 
 /* Samples per chunk it runs best with: the fewest whole groups of eight samples (its
  * transforms' vector lanes) that give the GEMMs enough columns (tiles), so that the
- * transformed chunk stays small enough for the caches. 96x96's first stage: 8
- * samples, 27 ms per forward pass against 34 with 25 samples; 28x28's first stage
- * with one thread: 16 samples, 3.3 ms against 3.8 with 64. */
+ * transformed chunk stays near the caches (larger chunks ran slower at 96x96 and
+ * 28x28 alike). */
 int winograd_chunk_samples(const struct conv_shape *s);
 
 /* Floats of one transformed filter bank: a^2 * cout * cin. */

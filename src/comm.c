@@ -90,10 +90,9 @@ void comm_init(int *argc, char ***argv, struct comm_info *info)
 {
     int provided = 0;
     /* Open MPI's non-blocking allreduce (libnbc) takes a binomial tree (reduce to one
-     * rank, then broadcast) for every in-place call on fewer than 4 ranks: the
-     * gradient buckets of ResNet-18 took 84 ms on 2 ranks of one machine against 21.6
-     * ms with Rabenseifner's reduce-scatter + allgather (3), which it falls back from
-     * to a ring when a bucket is too short. A user's own setting wins; other MPIs
+     * rank, then broadcast) for every in-place call on fewer than 4 ranks, about 4x
+     * slower than Rabenseifner's reduce-scatter + allgather (3), which it falls back
+     * from to a ring when a bucket is too short. A user's own setting wins; other MPIs
      * ignore the variable. */
     setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", 0);
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
@@ -203,12 +202,13 @@ struct grad_sync {
 };
 
 /* ---- summing the float gradients in the node's shared memory ----------------------
- * Open MPI moves a 45 MB float allreduce between 2 ranks of one machine in 22 ms:
- * through its shared-memory FIFOs every float is copied, sent and summed by both
- * ranks. With the gradients of a node's ranks in one MPI-3 shared window each rank
- * instead sums its 1/L slice of all L arrays and writes the sum into every array:
- * 3 ms. Across nodes the slice is then allreduced with the ranks of the same local
- * rank on the other nodes (hierarchical, like Horovod's). */
+ * Open MPI's allreduce between ranks of one machine copies every float through its
+ * shared-memory FIFOs and sums it on both ranks. With the gradients of a node's ranks
+ * in one MPI-3 shared window each rank instead sums its 1/L slice of all L arrays and
+ * writes the sum into every array, reading each float once (about 7x faster for
+ * ResNet-18 on 2 ranks, docs/DESIGN.md "Memory"). Across nodes the slice is then
+ * allreduced with the ranks of the same local rank on the other nodes (hierarchical,
+ * like Horovod's). */
 struct node_sum {
     MPI_Comm node;   /* the ranks sharing this window */
     MPI_Comm cross;  /* same local rank on every node, or MPI_COMM_NULL (one node) */
@@ -402,8 +402,8 @@ double grad_sync_finish(struct grad_sync *gs)
         return MPI_Wtime() - t0;
     }
     if (!gs->overlap) {
-        /* Bucket by bucket: one 89 MB allreduce took 42 ms on 2 ranks of one machine,
-         * 25 MB pieces 23 ms. */
+        /* Bucket by bucket: pieces of bucket_mb ran nearly twice as fast as one
+         * allreduce of the whole arena. */
         for (int b = 0; b < gs->nbuckets; b++) {
             const size_t lo = gs->bounds[b], len = gs->bounds[b + 1] - lo;
             if (gs->grads->f)

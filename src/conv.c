@@ -216,8 +216,7 @@ static int chunk_samples(const struct conv_shape *s, const struct conv_workspace
     if (s->algo == CONV_WINOGRAD) {
         /* Winograd's transformed tiles are read back right away, so its chunks stay
          * small: as few samples as give its GEMMs enough columns
-         * (winograd_chunk_samples), and at most 16 MiB (32 MiB ones ran 96x96's
-         * second and third stages 1.5x slower). */
+         * (winograd_chunk_samples), and at most 16 MiB (larger ones left the caches). */
         size_t cap = per_sample < WINOGRAD_CHUNK_FLOATS ? WINOGRAD_CHUNK_FLOATS / per_sample : 1;
         size_t want = (size_t)winograd_chunk_samples(s);
         if (nc > cap) nc = cap;
@@ -316,8 +315,7 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
     }
     const float *w = tap_weights(s, w_all, ws);
     /* The GEMMs add to the bias: with beta = 0 OpenBLAS would first clear the output,
-     * one more pass over it besides adding the bias (at 96x96 the stem spent 17% of
-     * its time in those two). */
+     * one more pass over it besides adding the bias. */
     const float beta = b ? 1.0f : 0.0f;
     FOR_CHUNKS(plan, n0, nc) {
         const int cols = (int)(nc * hw_out);

@@ -39,8 +39,7 @@ void tinymap_transpose_weights(const struct conv_shape *s, const float *w, float
 /* to (positions, c, nc) from samples [n0, n0 + nc) of from (c, n, positions). Per
  * channel this transposes one contiguous (nc, positions) block into positions rows
  * of nc floats; walking the rows keeps the writes contiguous and the reads inside
- * the block (a sample-major walk wrote every float to another page: 13% of a 28x28
- * step). */
+ * the block (a sample-major walk writes every float to another page). */
 static void to_position_major(const float *from, int c, int n, int positions, int n0, int nc,
                               float *to)
 {

@@ -54,7 +54,7 @@ static int tile_multiplications(const struct conv_shape *s, int m)
 /* Outputs per tile side: the m of 2, 3, 4 that multiplies least, ties to the
  * smaller m (shorter transforms, wider GEMMs). 24x24 and 12x12 maps take 4, 6x6 and
  * 3x3 maps 3 (four 6x6 tiles or nine 4x4 ones need 1.44x more multiplications than
- * four 5x5 ones on a 6x6 map; F(4x4) there ran 1.25x slower than F(2x2)). */
+ * four 5x5 ones on a 6x6 map). */
 static int tile_m(const struct conv_shape *s)
 {
     int best = 2;
@@ -79,8 +79,7 @@ int winograd_multiplications(const struct conv_shape *s)
 
 /* Floats from one position's matrix to the next in a transformed array of c channels
  * and P tiles: c P rounded up to an odd number of 64-byte lines. At a multiple of
- * 4 KiB the a^2 matrices' rows fall into the same cache sets: F(4x4) on 96x96's first
- * stage ran 1.4x slower with chunks of 4, 8 or 16 samples than with 3, 5 or 6. */
+ * 4 KiB the a^2 matrices' rows fall into the same cache sets and evict each other. */
 static size_t position_stride(int c, size_t P)
 {
     const size_t lines = ((size_t)c * P + 15) / 16;
@@ -333,7 +332,7 @@ void winograd_filter_gradient(const struct conv_shape *s, const float *du, float
 /* ---- data transforms --------------------------------------------------------
  * The transforms work on eight samples of the chunk at once, one per lane of a
  * vector: every step of a tile is then a vector operation whatever the map's width
- * (scalar steps over a row's few tiles were 23% of a 96x96 step in perf). A tile's
+ * (a row of a small map has too few tiles to fill a vector). A tile's
  * eight samples are adjacent in the transformed arrays, so its values are stored as
  * whole vectors; only the planes are transposed, eight rows at a time, on their way
  * in and out. */
@@ -602,8 +601,8 @@ static void gradient_transform(const struct conv_shape *s, int c, const float *d
 /* ---- the three passes --------------------------------------------------------
  * Each runs its 36 GEMMs, one per tile position, on the threads in turn: they are
  * independent, and OpenBLAS runs single-threaded inside a parallel region. The
- * filter gradient's GEMMs (a cout x cin output from K = P) ran 1.8x faster so than
- * split inside OpenBLAS (128 x 128 from K = 2304: 98 -> 176 GFLOP/s, 2 threads). */
+ * filter gradient's GEMMs (a cout x cin output from a long K = P) run much faster so
+ * than split inside OpenBLAS. Whole calls also round the same for any thread count. */
 
 static size_t chunk_tiles(const struct conv_shape *s, int nc)
 {
