@@ -7,13 +7,18 @@
  *                     "1.0.bn1.running_mean", "7.bias", ...), float32 in PyTorch's
  *                     shapes (conv OIHW); "<bn>.num_batches_tracked" int64 scalars
  *   /optimizer/<key>  the SGD momentum buffer of every parameter, same names/shapes
+ *   /ema/<key>        with [train] ema_decay > 0: the weight average (ema.h) of every
+ *                     parameter and BN buffer, same names and shapes as /model (no
+ *                     num_batches_tracked); a file without it resumes the average
+ *                     from the weights
  *   attributes of /   format_version, program_version, epoch, step_in_epoch,
  *                     global_step, epoch_loss_sum, epoch_correct, epoch_count (the
  *                     running epoch's global training sums, so a resumed epoch
  *                     reports what an uninterrupted one does), seed, world_size, global_batch, depth, width,
  *                     num_classes, image_size, config (resolved INI text),
- *                     checksum (FNV-1a 64 over parameters, momentum, buffers and
- *                     num_batches_tracked; exact order in checkpoint.c), created
+ *                     checksum (FNV-1a 64 over parameters, momentum, buffers,
+ *                     num_batches_tracked and the average if saved; exact order in
+ *                     checkpoint.c), created
  *                     (UTC ISO-8601)
  * Writing is atomic: NAME.tmp is written, flushed, fsync'ed and renamed, and the
  * directory is fsync'ed, so a file named NAME is always complete. */

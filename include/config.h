@@ -47,7 +47,9 @@ struct config {
     int eval_batch_size;  /* per-rank batch used for evaluation; 0 = per-rank train batch */
     bool progress;        /* live progress line on a terminal */
     bool profile;         /* per-layer time table after every epoch (rank 0) */
-    bool winograd;        /* 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) */
+    bool winograd;        /* 3x3 stride-1 convolutions by Winograd where it pays */
+    double ema_decay;     /* exponential moving average of the weights; 0 = none */
+    bool eval_flip;       /* evaluation also with horizontal-flip test-time augmentation */
 
     /* [dist] */
     bool sync_bn;

@@ -4,7 +4,8 @@
  *   /steps:  step (int64), epoch (int64), loss (float64, global mean), lr (float64),
  *            images_per_second (float64), seconds (float64, wall time of the step)
  *   /epochs: epoch (int64), train_loss, train_acc, test_loss, test_acc,
- *            seconds, images_per_second (float64)
+ *            seconds, images_per_second, test_acc_flip, ema_test_loss, ema_test_acc,
+ *            ema_test_acc_flip (float64; the last four NaN when not evaluated)
  * The file is flushed at least at every epoch (metrics_flush), so a killed job keeps
  * what it logged. Opening an existing file for a resumed run truncates each group to
  * the rows before the resume point, so steps are neither duplicated nor lost. */
@@ -26,6 +27,8 @@ struct step_record {
 struct epoch_record {
     int64_t epoch;  /* 1-based */
     double train_loss, train_acc, test_loss, test_acc, seconds, images_per_second;
+    /* NaN when off: with [train] eval_flip, and of the weight average (ema_decay) */
+    double test_acc_flip, ema_test_loss, ema_test_acc, ema_test_acc_flip;
 };
 
 /* Create `path`, or (resume) open it and drop step rows with step > resume_step and

@@ -66,6 +66,7 @@ struct model_spec {
     size_t col_budget_floats; /* im2col workspace; 0 = a default */
     bool winograd;    /* 3x3 stride-1 pad-1 convolutions by Winograd (winograd.h) */
     bool float_grads; /* a float gradient arena (grad.h); false: double (micro-shards, tests) */
+    bool ema;         /* keep an average of the weights and BN buffers (ema.h) */
     /* The stem chunk by chunk (stem.h): its two full-size tensors are never stored.
      * Off: conv, BN, ReLU and max-pool as separate layers over the whole batch. */
     bool fused_stem;
@@ -118,12 +119,14 @@ struct resnet {
     size_t trainable;      /* sum of counts (no padding) */
     float *weights, *momentum;
     struct grad_arena grads; /* double or float (spec.float_grads), grad.h */
+    float *ema;              /* spec.ema: the weights' average, same offsets; else NULL */
 
     /* BN running statistics (running_mean, running_var) and num_batches_tracked. */
     int nbuffers;
     struct tensor_view *buffers;
     size_t buffer_floats;
     float *buffer_data;
+    float *ema_buffers;       /* spec.ema: the BN buffers' average; else NULL */
     int64_t num_batches_tracked; /* the same for every BN layer */
 
     /* Layers. */
@@ -184,6 +187,14 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
 /* Lookups by PyTorch state_dict name; -1 if absent. */
 int resnet_find_param(const struct resnet *m, const char *name);
 int resnet_find_buffer(const struct resnet *m, const char *name);
+
+/* With spec.ema: the averages start from the current weights and buffers. */
+void resnet_ema_reset(struct resnet *m);
+/* With spec.ema: one average update after optimizer update `update` (1-based). */
+void resnet_ema_update(struct resnet *m, double decay, int64_t update);
+/* Exchanges the weights and buffers with their averages (evaluating the average; a
+ * second call swaps back). */
+void resnet_ema_swap(struct resnet *m);
 
 /* Profiling (profile.h): per convolution and per kind of op, forward and backward. */
 void resnet_profile_enable(struct resnet *m, bool on);

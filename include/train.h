@@ -18,9 +18,9 @@ struct step_timers {
     double data, forward, backward, allreduce_wait, bn_sync, optimizer;
 };
 
-/* Global sums over all ranks. */
+/* Global sums over all ranks (correct_flip: with flip test-time augmentation). */
 struct eval_sums {
-    double loss_sum, correct, count;
+    double loss_sum, correct, correct_flip, count;
 };
 
 struct trainer {
@@ -39,6 +39,7 @@ struct trainer {
     int64_t epoch, step_in_epoch, global_step;
     int64_t *indices; /* (max batch) sample indices of this rank's slice */
     int32_t *labels;  /* (max batch) */
+    float *eval_logits; /* with eval_flip: (eval batch, classes) logits of both views */
     /* This epoch so far, summed over all ranks (identical on every rank, and saved in
      * checkpoints so that a resumed epoch reports what an uninterrupted one does). */
     double epoch_loss_sum, epoch_correct, epoch_count;
@@ -64,8 +65,10 @@ void trainer_report_divergence(const struct trainer *t);
 const char *trainer_first_nonfinite(const struct resnet *m);
 /* SIGTERM and SIGUSR1 request a stop at the next step boundary (SLURM preemption). */
 void trainer_install_signal_handlers(void);
-/* Evaluate on the whole test set (BN in eval mode), sharded over ranks. */
-struct eval_sums trainer_evaluate(struct trainer *t);
+/* Evaluate on the whole test set (BN in eval mode), sharded over ranks: the model, or
+ * with `average` its weight average (ema.h). With [train] eval_flip, also each image
+ * with its mirror image, their logits added. */
+struct eval_sums trainer_evaluate(struct trainer *t, bool average);
 void trainer_free(struct trainer *t);
 
 #endif

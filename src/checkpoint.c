@@ -100,9 +100,11 @@ static uint64_t fnv_floats(uint64_t h, const float *x, size_t n)
     return h;
 }
 
-/* Over arenas laid out like m's (ckpt_read checks the copies it has read). */
+/* Over arenas laid out like m's (ckpt_read checks the copies it has read); the weight
+ * average's, when there is one, go after the rest (without one the sum is as before). */
 static uint64_t checksum_of(const struct resnet *m, const float *weights, const float *momentum,
-                            const float *buffers, int64_t nbt)
+                            const float *buffers, int64_t nbt, const float *ema,
+                            const float *ema_buffers)
 {
     uint64_t h = FNV_OFFSET;
     for (int i = 0; i < m->nparams; i++)
@@ -116,12 +118,18 @@ static uint64_t checksum_of(const struct resnet *m, const float *weights, const 
         h ^= (u >> (8 * b)) & 0xffu;
         h *= FNV_PRIME;
     }
+    if (!ema) return h;
+    for (int i = 0; i < m->nparams; i++)
+        h = fnv_floats(h, ema + m->params[i].offset, m->params[i].count);
+    for (int i = 0; i < m->nbuffers; i++)
+        h = fnv_floats(h, ema_buffers + m->buffers[i].offset, m->buffers[i].count);
     return h;
 }
 
 uint64_t ckpt_checksum(const struct resnet *m)
 {
-    return checksum_of(m, m->weights, m->momentum, m->buffer_data, m->num_batches_tracked);
+    return checksum_of(m, m->weights, m->momentum, m->buffer_data, m->num_batches_tracked, m->ema,
+                       m->ema_buffers);
 }
 
 /* "<prefix>.num_batches_tracked" for a running_mean buffer; false for other buffers. */
@@ -260,6 +268,17 @@ static int write_optimizer_group(hid_t file, const struct resnet *m, struct why 
     return rc;
 }
 
+/* /ema: the weight average's parameters and BN buffers, under the /model names. */
+static int write_ema_group(hid_t file, const struct resnet *m, struct why *w)
+{
+    hid_t g = H5Gcreate2(file, "ema", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return h5_fail(w, "cannot create group", "/ema");
+    int rc = write_views(g, m->params, m->nparams, m->ema, w);
+    if (rc == 0) rc = write_views(g, m->buffers, m->nbuffers, m->ema_buffers, w);
+    if (H5Gclose(g) < 0 && rc == 0) rc = h5_fail(w, "cannot close group", "/ema");
+    return rc;
+}
+
 static int write_root_attrs(hid_t file, const struct resnet *m, const struct ckpt_state *st,
                             struct why *w)
 {
@@ -306,7 +325,8 @@ static int build_image(const char *tmp, const struct resnet *m, const struct ckp
                        void **image, size_t *size, struct why *w)
 {
     /* One allocation of about the final size instead of many reallocs. */
-    size_t estimate = (2 * m->trainable + m->buffer_floats) * sizeof(float) + ((size_t)1 << 20);
+    size_t estimate = ((m->ema ? 3 : 2) * m->trainable + (m->ema ? 2 : 1) * m->buffer_floats) *
+                          sizeof(float) + ((size_t)1 << 20);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return h5_fail(w, "cannot create file access properties", NULL);
     /* STRONG: closing the file also closes whatever an error path left open. */
@@ -330,6 +350,7 @@ static int build_image(const char *tmp, const struct resnet *m, const struct ckp
     if (file < 0) return -1;
     int rc = write_model_group(file, m, w);
     if (rc == 0) rc = write_optimizer_group(file, m, w);
+    if (rc == 0 && m->ema) rc = write_ema_group(file, m, w);
     if (rc == 0) rc = write_root_attrs(file, m, st, w);
     if (rc == 0 && H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) rc = h5_fail(w, "cannot flush", tmp);
     ssize_t len = rc == 0 ? H5Fget_file_image(file, NULL, 0) : -1;
@@ -445,6 +466,7 @@ struct reader {
 /* Everything read, kept apart from the model until it has all been verified. */
 struct loaded {
     float *weights, *momentum, *buffers;
+    float *ema, *ema_buffers; /* read when the model keeps an average and the file has one */
     int64_t nbt;
     bool have_nbt;
     struct ckpt_state st;
@@ -790,6 +812,29 @@ static int read_optimizer_group(const struct reader *r, hid_t file, struct loade
     return rc;
 }
 
+/* /ema, when the model keeps an average and the file holds one (a file without one
+ * leaves out->ema NULL: the average then starts from the weights). */
+static int read_ema_group(const struct reader *r, hid_t file, struct loaded *out)
+{
+    const struct resnet *m = r->m;
+    htri_t exists = H5Lexists(file, "ema", H5P_DEFAULT);
+    if (exists < 0) return rfail(r, "cannot look up group /ema");
+    if (!m->ema || exists == 0) return 0;
+    hid_t g = open_group(r, file, "ema");
+    if (g < 0) return -1;
+    out->ema = xcalloc(m->param_floats ? m->param_floats : 1, sizeof(float));
+    out->ema_buffers = xcalloc(m->buffer_floats ? m->buffer_floats : 1, sizeof(float));
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < m->nparams; i++)
+        rc = read_tensor(r, g, "ema", "average tensor", &m->params[i], out->ema + m->params[i].offset);
+    for (int i = 0; rc == 0 && i < m->nbuffers; i++)
+        rc = read_tensor(r, g, "ema", "average tensor", &m->buffers[i],
+                         out->ema_buffers + m->buffers[i].offset);
+    if (rc == 0) rc = check_no_extras(r, g, "ema", (hsize_t)(m->nparams + m->nbuffers), true);
+    H5Gclose(g);
+    return rc;
+}
+
 /* Opens path read-only: the whole file is read and its integrity header checked
  * (ckpt_seal.h) before HDF5 parses any of it, from that same memory. */
 static hid_t open_file(const struct reader *r)
@@ -832,13 +877,29 @@ static int read_all(const struct reader *r, hid_t file, struct loaded *out)
     const struct resnet *m = r->m;
     uint64_t stored;
     if (read_attrs(r, file, &out->st, &stored) < 0 || read_model_group(r, file, out) < 0 ||
-        read_optimizer_group(r, file, out) < 0)
+        read_optimizer_group(r, file, out) < 0 || read_ema_group(r, file, out) < 0)
         return -1;
-    uint64_t computed = checksum_of(m, out->weights, out->momentum, out->buffers, out->nbt);
+    uint64_t computed = checksum_of(m, out->weights, out->momentum, out->buffers, out->nbt,
+                                    out->ema, out->ema_buffers);
     if (computed != stored)
         return rfail(r, "checksum mismatch: stored 0x%016" PRIx64 ", computed 0x%016" PRIx64,
                      stored, computed);
     return 0;
+}
+
+/* The average read, or the weights read when the file holds none. */
+static void copy_average(struct resnet *m, const struct loaded *in)
+{
+    if (!m->ema) return;
+    const float *w = in->ema ? in->ema : in->weights, *b = in->ema ? in->ema_buffers : in->buffers;
+    for (int i = 0; i < m->nparams; i++) {
+        const struct tensor_view *p = &m->params[i];
+        memcpy(m->ema + p->offset, w + p->offset, p->count * sizeof(float));
+    }
+    for (int i = 0; i < m->nbuffers; i++) {
+        const struct tensor_view *v = &m->buffers[i];
+        memcpy(m->ema_buffers + v->offset, b + v->offset, v->count * sizeof(float));
+    }
 }
 
 int ckpt_read(const char *path, struct resnet *m, struct ckpt_state *st, char *err, size_t errsize)
@@ -873,7 +934,10 @@ int ckpt_read(const char *path, struct resnet *m, struct ckpt_state *st, char *e
         }
         m->num_batches_tracked = in->nbt;
         *st = in->st;
+        copy_average(m, in);
     }
+    free(in->ema);
+    free(in->ema_buffers);
     free(in->weights);
     free(in->momentum);
     free(in->buffers);
@@ -908,6 +972,7 @@ int ckpt_read_spec(const char *path, struct model_spec *spec, char *err, size_t 
                 spec->image_size = (int)image;
                 spec->in_channels = 1;
                 spec->max_batch = 1;
+                spec->ema = H5Lexists(file, "ema", H5P_DEFAULT) > 0;
                 rc = 0;
             }
         }

@@ -135,6 +135,11 @@ static const struct key_spec keys[] = {
     {.section = "train", .key = "winograd", .def = "true",
      .kind = KIND_BOOL, .offset = FIELD(winograd),
      .expected = "expected true or false"},
+    {.section = "train", .key = "ema_decay", .def = "0", .kind = KIND_DOUBLE,
+     .offset = FIELD(ema_decay), .dmin = 0, .dmax = 1, .dmax_open = true,
+     .expected = "expected a number >= 0 and < 1 (0 = no weight average)"},
+    {.section = "train", .key = "eval_flip", .def = "false", .kind = KIND_BOOL,
+     .offset = FIELD(eval_flip), .expected = "expected true or false"},
 
     {.section = "dist", .key = "sync_bn", .def = "true",
      .kind = KIND_BOOL, .offset = FIELD(sync_bn),

@@ -35,7 +35,7 @@
 #include "error.h"
 
 enum {
-    MAX_COLUMNS = 8,
+    MAX_COLUMNS = 12,
     STEP_BUFFER_ROWS = 256, /* step rows per automatic flush */
     EPOCH_BUFFER_ROWS = 16, /* epoch rows flush at once; room for failed flushes */
     STEP_CHUNK_ROWS = 1024,
@@ -63,7 +63,13 @@ static const struct column_spec epoch_columns[] = {
     {"train_loss", COL_FLOAT64}, {"train_acc", COL_FLOAT64},
     {"test_loss", COL_FLOAT64},  {"test_acc", COL_FLOAT64},
     {"seconds", COL_FLOAT64},    {"images_per_second", COL_FLOAT64},
+    {"test_acc_flip", COL_FLOAT64}, {"ema_test_loss", COL_FLOAT64},
+    {"ema_test_acc", COL_FLOAT64}, {"ema_test_acc_flip", COL_FLOAT64},
 };
+
+_Static_assert(sizeof step_columns / sizeof step_columns[0] <= MAX_COLUMNS &&
+                   sizeof epoch_columns / sizeof epoch_columns[0] <= MAX_COLUMNS,
+               "a table has more columns than MAX_COLUMNS");
 
 /* One buffered value; an array of cells holds the column's native int64 or double
  * values at 8-byte stride, so it is passed to H5Dwrite as it is. */
@@ -512,7 +518,9 @@ int metrics_append_epoch(struct metrics_log *log, const struct epoch_record *r, 
     union cell row[] = {{.i = r->epoch},
                         {.d = r->train_loss}, {.d = r->train_acc},
                         {.d = r->test_loss}, {.d = r->test_acc},
-                        {.d = r->seconds}, {.d = r->images_per_second}};
+                        {.d = r->seconds}, {.d = r->images_per_second},
+                        {.d = r->test_acc_flip}, {.d = r->ema_test_loss},
+                        {.d = r->ema_test_acc}, {.d = r->ema_test_acc_flip}};
     struct h5_quiet q = quiet_begin();
     int rc = table_append(log, &log->epochs, row, err, errsize);
     /* An epoch is the unit a resumed run restarts from: make it durable now. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "activation.h"
+#include "ema.h"
 #include "error.h"
 #include "linear.h"
 #include "loss.h"
@@ -346,6 +347,10 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
 
     m->weights = xcalloc(m->param_floats, sizeof(float));
     grad_arena_init(&m->grads, m->param_floats, !spec->float_grads);
+    if (spec->ema) {
+        m->ema = xcalloc(m->param_floats, sizeof(float));
+        m->ema_buffers = xcalloc(m->buffer_floats ? m->buffer_floats : 1, sizeof(float));
+    }
     m->momentum = zeroed_pages(sizeof(float) * m->param_floats);
     m->buffer_data = xcalloc(m->buffer_floats ? m->buffer_floats : 1, sizeof(float));
 
@@ -363,6 +368,8 @@ void resnet_free(struct resnet *m)
     free(m->blocks);
     free(m->weights);
     grad_arena_free(&m->grads);
+    free(m->ema);
+    free(m->ema_buffers);
     free_pages(m->momentum, sizeof(float) * m->param_floats);
     free(m->buffer_data);
     arena_free(&m->arena);
@@ -640,6 +647,33 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
         conv_bwd(m, &m->stem_conv, n, m->input, dh, NULL, false, true);
     }
     report_ready(m, m->stem_conv.weight, hook);
+}
+
+/* ---- the weight average ----------------------------------------------------------- */
+
+void resnet_ema_reset(struct resnet *m)
+{
+    if (!m->ema) return;
+    memcpy(m->ema, m->weights, sizeof(float) * m->param_floats);
+    memcpy(m->ema_buffers, m->buffer_data, sizeof(float) * m->buffer_floats);
+}
+
+void resnet_ema_update(struct resnet *m, double decay, int64_t update)
+{
+    if (!m->ema) return;
+    const float d = (float)ema_decay_at(decay, update);
+    ema_update(m->ema, m->weights, m->param_floats, d);
+    ema_update(m->ema_buffers, m->buffer_data, m->buffer_floats, d);
+}
+
+void resnet_ema_swap(struct resnet *m)
+{
+    if (!m->ema) return;
+    float *w = m->weights, *b = m->buffer_data;
+    m->weights = m->ema;
+    m->buffer_data = m->ema_buffers;
+    m->ema = w;
+    m->ema_buffers = b;
 }
 
 /* ---- lookups and accounting ---------------------------------------------------- */

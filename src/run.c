@@ -282,15 +282,25 @@ static void report_times(struct run *r, int64_t steps, double eval_seconds)
     fflush(stdout);
 }
 
-/* A finished epoch: evaluation, its line and metrics row, the epoch cadence of
- * checkpoints. train_seconds: its training steps' wall time on this rank. */
+/* " test acc X (flip Y)": NaN parts are not evaluated. */
+static void print_test(const char *what, double loss, double acc, double acc_flip)
+{
+    printf("  %s loss %.4f  %s acc %.4f", what, loss, what, acc);
+    if (!isnan(acc_flip)) printf(" (flip %.4f)", acc_flip);
+}
+
+/* A finished epoch: evaluation (the model, and its weight average if any), its line
+ * and metrics row, the epoch cadence of checkpoints. */
 static void finish_epoch(struct run *r, int64_t epoch, int64_t steps, double images,
                          double epoch_start)
 {
     struct trainer *t = &r->t;
     double train_seconds = timer_now() - epoch_start;
     comm_allreduce_max_double(&train_seconds, 1);
-    struct eval_sums ev = trainer_evaluate(t);
+    const struct eval_sums ev = trainer_evaluate(t, false);
+    struct eval_sums avg = {(double)NAN, (double)NAN, (double)NAN, 1.0};
+    if (t->model.ema) avg = trainer_evaluate(t, true);
+    const double flip = r->cfg->eval_flip ? 1.0 : (double)NAN;
     const double epoch_seconds = timer_now() - epoch_start;
     if (r->leader) {
         char err[1024];
@@ -299,11 +309,16 @@ static void finish_epoch(struct run *r, int64_t epoch, int64_t steps, double ima
             .train_acc = t->epoch_correct / t->epoch_count, .test_loss = ev.loss_sum / ev.count,
             .test_acc = ev.correct / ev.count, .seconds = epoch_seconds,
             .images_per_second = images / train_seconds,
+            .test_acc_flip = flip * ev.correct_flip / ev.count,
+            .ema_test_loss = avg.loss_sum / avg.count, .ema_test_acc = avg.correct / avg.count,
+            .ema_test_acc_flip = flip * avg.correct_flip / avg.count,
         };
         log_or_fail(metrics_append_epoch(r->log, &rec, err, sizeof err), err);
-        printf("epoch %lld/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  "
-               "%.1f img/s  %.1f s\n", (long long)epoch + 1, r->cfg->epochs, rec.train_loss,
-               rec.train_acc, rec.test_loss, rec.test_acc, rec.images_per_second, epoch_seconds);
+        printf("epoch %lld/%d  train loss %.4f  train acc %.4f", (long long)epoch + 1,
+               r->cfg->epochs, rec.train_loss, rec.train_acc);
+        print_test("test", rec.test_loss, rec.test_acc, rec.test_acc_flip);
+        if (t->model.ema) print_test("ema test", rec.ema_test_loss, rec.ema_test_acc, rec.ema_test_acc_flip);
+        printf("  %.1f img/s  %.1f s\n", rec.images_per_second, epoch_seconds);
     }
     report_times(r, steps, epoch_seconds - train_seconds);
     if (r->leader && r->cfg->checkpoint_every_epochs &&

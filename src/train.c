@@ -89,19 +89,22 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
         .shard = cfg->shard_size, .align = ALIGN_SAMPLES, .winograd = cfg->winograd,
         /* Float gradients, summed as floats as in PyTorch DDP, except with micro-shards
          * (grad.h). */
-        .float_grads = cfg->shard_size == 0, .fused_stem = true,
+        .float_grads = cfg->shard_size == 0, .ema = cfg->ema_decay > 0, .fused_stem = true,
     };
     resnet_init(&t->model, &spec);
     if (comm->rank == 0) resnet_init_params(&t->model, cfg->init, cfg->seed);
     /* Rank 0's initialization is everyone's: one broadcast of each flat arena. */
     comm_bcast_floats(t->model.weights, t->model.param_floats, 0);
     comm_bcast_floats(t->model.buffer_data, t->model.buffer_floats, 0);
+    resnet_ema_reset(&t->model);
 
     resizer_init(&t->resizer, t->train_set.rows, t->train_set.cols, cfg->resize);
     sampler_init(&t->order, t->train_set.count, t->global_batch, cfg->seed, true);
     t->steps_per_epoch = sampler_steps_per_epoch(&t->order);
     t->indices = xcalloc((size_t)spec.max_batch, sizeof *t->indices);
     t->labels = xcalloc((size_t)spec.max_batch, sizeof *t->labels);
+    if (cfg->eval_flip)
+        t->eval_logits = xcalloc((size_t)t->eval_batch * (size_t)cfg->num_classes, sizeof(float));
     sgd_init(&t->opt, cfg);
     t->bn_reducer = cfg->sync_bn ? comm_world_reducer(&t->bn_sync_seconds)
                                  : (struct reducer){NULL, NULL};
@@ -158,6 +161,7 @@ bool trainer_step(struct trainer *t)
     double t4 = timer_now();
     float lr = (float)lr_at_step(t->cfg, t->global_step, t->steps_per_epoch);
     sgd_step(&t->opt, lr, m->weights, &m->grads, m->momentum);
+    resnet_ema_update(m, t->cfg->ema_decay, t->global_step + 1);
     double t5 = timer_now();
 
     t->timers.data += t1 - t0;
@@ -195,26 +199,71 @@ void trainer_report_divergence(const struct trainer *t)
                  "finite before this step, the forward pass overflowed", bad ? bad : "");
 }
 
-struct eval_sums trainer_evaluate(struct trainer *t)
+/* Mirrors every row of n images (h, w) in place: the flipped view of test-time
+ * augmentation. */
+static void flip_images(float *images, int n, int h, int w)
+{
+    for (size_t row = 0; row < (size_t)n * h; row++) {
+        float *r = images + row * w;
+        for (int x = 0; x < w / 2; x++) {
+            const float v = r[x];
+            r[x] = r[w - 1 - x];
+            r[w - 1 - x] = v;
+        }
+    }
+}
+
+/* Predictions of the summed logits of both views (the first largest wins). */
+static int64_t count_correct(const float *logits, int n, int classes, const int32_t *labels)
+{
+    int64_t correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * classes;
+        int best = 0;
+        for (int c = 1; c < classes; c++)
+            if (z[c] > z[best]) best = c;
+        correct += best == labels[i];
+    }
+    return correct;
+}
+
+/* One test batch; with eval_flip also its mirror image, whose logits are added. */
+static void evaluate_batch(struct trainer *t, int n, double *loss, int64_t *correct,
+                           int64_t *correct_flip)
+{
+    struct resnet *m = &t->model;
+    const int classes = m->spec.num_classes;
+    *loss += resnet_forward(m, n, t->labels, false, 1.0f, NULL, correct);
+    if (!t->cfg->eval_flip) return;
+    memcpy(t->eval_logits, m->logits, sizeof(float) * (size_t)n * classes);
+    flip_images(m->input, n, t->image_size, t->image_size);
+    resnet_forward(m, n, NULL, false, 1.0f, NULL, NULL);
+    for (size_t i = 0; i < (size_t)n * classes; i++) t->eval_logits[i] += m->logits[i];
+    *correct_flip += count_correct(t->eval_logits, n, classes, t->labels);
+}
+
+struct eval_sums trainer_evaluate(struct trainer *t, bool average)
 {
     struct sampler order;
     comm_set_phase("evaluation", (long long)t->global_step);
     const bool profiling = t->model.prof.enabled;
     resnet_profile_enable(&t->model, false); /* the profile is of training steps */
+    if (average) resnet_ema_swap(&t->model);
     sampler_init(&order, t->test_set.count, t->eval_batch * t->comm.world, 0, false);
     double loss = 0.0, count = 0.0;
-    int64_t correct = 0;
+    int64_t correct = 0, correct_flip = 0;
     for (int64_t step = 0; step < sampler_steps_per_epoch(&order); step++) {
         int n = sampler_rank_batch(&order, 0, step, t->comm.rank, t->comm.world, t->indices);
         batch_assemble(&t->test_set, &t->resizer, t->indices, n, t->model.input, t->labels);
-        loss += resnet_forward(&t->model, n, t->labels, false, 1.0f, NULL, &correct);
+        evaluate_batch(t, n, &loss, &correct, &correct_flip);
         count += n;
     }
     sampler_free(&order);
+    if (average) resnet_ema_swap(&t->model);
     resnet_profile_enable(&t->model, profiling);
-    double sums[3] = {loss, (double)correct, count};
-    comm_allreduce_sum_double(sums, 3);
-    return (struct eval_sums){sums[0], sums[1], sums[2]};
+    double sums[4] = {loss, (double)correct, (double)correct_flip, count};
+    comm_allreduce_sum_double(sums, 4);
+    return (struct eval_sums){sums[0], sums[1], sums[2], sums[3]};
 }
 
 void trainer_free(struct trainer *t)
@@ -222,6 +271,7 @@ void trainer_free(struct trainer *t)
     grad_sync_free(t->grad_sync);
     free(t->indices);
     free(t->labels);
+    free(t->eval_logits);
     sampler_free(&t->order);
     resizer_free(&t->resizer);
     resnet_free(&t->model);

@@ -3,7 +3,8 @@
  *   ckpt_compare A.h5 B.h5 [--rtol X]
  *   ckpt_compare --metrics A.h5 B.h5
  *
- * Checkpoints: every parameter, momentum buffer, BN buffer and num_batches_tracked.
+ * Checkpoints: every parameter, momentum buffer, BN buffer, num_batches_tracked and,
+ * when both hold one, the weight average (/ema).
  * Without --rtol they must be equal bit for bit; with it, every tensor's relative L2
  * difference ||a - b||_2 / ||b||_2 must be <= X. Prints the largest difference.
  * Metrics: every logged column except the wall-clock ones (seconds, images/s) must
@@ -48,22 +49,29 @@ static int compare_checkpoints(const char *pa, const char *pb, double rtol)
     if (a.spec.depth != b.spec.depth || a.spec.width != b.spec.width ||
         a.spec.num_classes != b.spec.num_classes)
         FAIL_INPUT("%s and %s hold different architectures", pa, pb);
+    if (a.spec.ema != b.spec.ema)
+        FAIL_INPUT("%s holds a weight average (/ema) and %s does not", a.spec.ema ? pa : pb,
+                   a.spec.ema ? pb : pa);
     double worst = 0;
     size_t differ = 0, total = 0;
     char worst_name[128] = "-";
-    for (int kind = 0; kind < 3; kind++) {
-        int count = kind == 2 ? a.nbuffers : a.nparams;
+    /* Parameters, momentum, BN buffers, then the average's parameters and buffers. */
+    const float *xs[5] = {a.weights, a.momentum, a.buffer_data, a.ema, a.ema_buffers};
+    const float *ys[5] = {b.weights, b.momentum, b.buffer_data, b.ema, b.ema_buffers};
+    static const char *prefix[5] = {"", "momentum of ", "", "average of ", "average of "};
+    for (int kind = 0; kind < (a.ema ? 5 : 3); kind++) {
+        const bool buffers = kind == 2 || kind == 4;
+        int count = buffers ? a.nbuffers : a.nparams;
         for (int i = 0; i < count; i++) {
-            const struct tensor_view *v = kind == 2 ? &a.buffers[i] : &a.params[i];
-            const float *x = kind == 0 ? a.weights : kind == 1 ? a.momentum : a.buffer_data;
-            const float *y = kind == 0 ? b.weights : kind == 1 ? b.momentum : b.buffer_data;
+            const struct tensor_view *v = buffers ? &a.buffers[i] : &a.params[i];
+            const float *x = xs[kind], *y = ys[kind];
             size_t d = 0;
             double r = rel_l2(x + v->offset, y + v->offset, v->count, &d);
             differ += d;
             total += v->count;
             if (r > worst || isnan(r)) {
                 worst = r;
-                snprintf(worst_name, sizeof worst_name, "%s%s", kind == 1 ? "momentum of " : "", v->name);
+                snprintf(worst_name, sizeof worst_name, "%s%s", prefix[kind], v->name);
             }
         }
     }
