@@ -37,6 +37,7 @@ struct config {
     double momentum;
     double weight_decay;
     bool nesterov;
+    double label_smoothing; /* nn.CrossEntropyLoss's, training loss only; [0, 1) */
     enum lr_schedule schedule;
     int lr_step_epochs;   /* schedule=step: multiply lr by lr_gamma every this many epochs */
     double lr_gamma;
