@@ -299,7 +299,9 @@ static void test_config_set(void)
         {"model", "init", "Xavier", "expected one of xavier, kaiming"},
         {"model", "init", "he", "expected one of xavier, kaiming"},
         {"train", "schedule", "cosine", NULL},
-        {"train", "schedule", "linear", "expected one of constant, step, cosine"},
+        {"train", "schedule", "onecycle", NULL},
+        {"train", "schedule", "linear", "expected one of constant, step, cosine, onecycle"},
+        {"train", "schedule", "OneCycle", "expected one of constant, step, cosine, onecycle"},
         /* strings */
         {"data", "dir", "", "expected a non-empty path shorter than 1024 characters"},
         {"checkpoint", "dir", "", "expected a non-empty path shorter than 1024 characters"},
