@@ -58,8 +58,9 @@ double lr_at_step(const struct config *cfg, int64_t step, int64_t steps_per_epoc
     const double epoch = (double)step / (double)steps_per_epoch;
     const double warmup = warmup_steps(cfg, steps_per_epoch);
     const double total = (double)cfg->epochs * (double)steps_per_epoch;
+    /* A fractional step count would take the ramp's last step above lr. */
     if (warmup > 0 && (double)step < warmup)
-        return cfg->lr * ((double)step + 1.0) / warmup;
+        return fmin(cfg->lr, cfg->lr * ((double)step + 1.0) / warmup);
     switch (cfg->schedule) {
     case LR_SCHEDULE_STEP:
         return cfg->lr * pow(cfg->lr_gamma, floor(epoch / cfg->lr_step_epochs));

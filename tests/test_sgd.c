@@ -7,11 +7,11 @@
  * parameters and momentum buffers must match to 1e-5 relative after every step.
  * lr_at_step: constant, step decay (x0.1 every 2 epochs), cosine (lr at the start,
  * half way at the middle, near 0 at the end, never increasing), linear warm-up
- * (lr * (step + 1) / warmup steps, also for a fractional epoch) before constant,
- * step and cosine schedules; one-cycle (ramp over the first quarter of the run, in
- * whole steps, or over warmup_epochs; lr at the peak, half of it half way down, lr /
- * decay steps at the last step, 0 after the end; never above lr, rising then
- * falling). */
+ * (lr * (step + 1) / warmup steps, also for a fractional epoch, and never above lr
+ * for a fractional step count) before constant, step and cosine schedules;
+ * one-cycle (ramp over the first quarter of the run, in whole steps, or over
+ * warmup_epochs; lr at the peak, half of it half way down, lr / decay steps at the
+ * last step, 0 after the end; never above lr, rising then falling). */
 #include "config.h"
 #include "sgd.h"
 #include "testutil.h"
@@ -158,6 +158,9 @@ static void check_schedules(void)
     expect_lr("half-epoch warmup", &cfg, 0, 10, 0.02);
     expect_lr("half-epoch warmup", &cfg, 4, 10, 0.1);
     expect_lr("half-epoch warmup", &cfg, 5, 10, 0.1);
+    cfg.warmup_epochs = 0.55; /* 5.5 steps: step 5 would get 6 / 5.5 of lr */
+    expect_lr("5.5-step warmup", &cfg, 4, 10, 0.1 * 5.0 / 5.5);
+    expect_lr("5.5-step warmup", &cfg, 5, 10, 0.1);
 }
 
 /* One-cycle over epochs x spe steps with the ramp ending at `peak` steps: every step
