@@ -14,7 +14,12 @@
 
 #define CONFIG_PATH_MAX 1024
 
-enum lr_schedule { LR_SCHEDULE_CONSTANT, LR_SCHEDULE_STEP, LR_SCHEDULE_COSINE };
+enum lr_schedule {
+    LR_SCHEDULE_CONSTANT,
+    LR_SCHEDULE_STEP,
+    LR_SCHEDULE_COSINE,
+    LR_SCHEDULE_ONECYCLE, /* linear up over the warm-up, linear down to 0 at the end */
+};
 enum init_scheme { INIT_XAVIER, INIT_KAIMING };
 
 struct config {
@@ -37,10 +42,12 @@ struct config {
     double momentum;
     double weight_decay;
     bool nesterov;
+    double label_smoothing; /* nn.CrossEntropyLoss's, training loss only; [0, 1) */
     enum lr_schedule schedule;
     int lr_step_epochs;   /* schedule=step: multiply lr by lr_gamma every this many epochs */
     double lr_gamma;
-    double warmup_epochs; /* linear warm-up from lr/steps to lr over this many epochs */
+    double warmup_epochs; /* linear warm-up from lr/steps to lr over this many epochs
+                           * (onecycle: 0 = a quarter of the run) */
     uint64_t seed;
     int64_t max_steps;    /* stop after this many optimizer steps; 0 = no limit */
     int threads;          /* BLAS threads per process; 0 = auto */

@@ -72,6 +72,9 @@ struct model_spec {
     bool fused_stem;
     int stem_chunk;   /* samples per fused-stem chunk; 0 = stem_chunk_samples (tests) */
     int stem_keep;    /* keep its conv output: 0 = stem_keeps_output, 1 = yes, -1 = no (tests) */
+    /* Label smoothing of the training loss (loss.h), in [0, 1). Evaluation forwards
+     * use plain cross-entropy, so test losses compare with the literature. */
+    double label_smoothing;
 };
 
 struct conv_layer {
@@ -167,9 +170,10 @@ void resnet_free(struct resnet *m);
 void resnet_init_params(struct resnet *m, enum init_scheme scheme, uint64_t seed);
 
 /* Forward over the first n (<= max_batch) images of m->input. In training mode BN
- * uses (reduced) batch statistics and updates the running ones, and dlogits is
- * prepared with loss_scale for backward. Returns the sum of the per-sample losses and
- * adds the number of correct predictions to *correct. */
+ * uses (reduced) batch statistics and updates the running ones, the loss is smoothed
+ * by spec.label_smoothing, and dlogits is prepared with loss_scale for backward.
+ * Returns the sum of the per-sample losses and adds the number of correct predictions
+ * to *correct. */
 double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train,
                       float loss_scale, const struct reducer *red, int64_t *correct);
 

@@ -27,8 +27,11 @@ void sgd_step(const struct sgd *opt, float lr, float *params, const struct grad_
               float *momentum_buf);
 
 /* Learning rate at optimizer step `step` (0-based) with `steps_per_epoch` steps an
- * epoch: warm-up linearly over warmup_epochs, then constant, step decay every
- * lr_step_epochs epochs, or cosine to zero over all epochs. */
+ * epoch: warm-up linearly over warmup_epochs (lr * (step + 1) / warm-up steps, at
+ * most lr), then constant, step decay every lr_step_epochs epochs, cosine to zero
+ * over the rest of the run, or one-cycle: linear from lr to zero at the end of the
+ * last epoch, after a warm-up of warmup_epochs or, when that is 0, of the first
+ * quarter of the run (rounded up to whole steps). */
 double lr_at_step(const struct config *cfg, int64_t step, int64_t steps_per_epoch);
 
 #endif

@@ -60,7 +60,8 @@ struct key_spec {
 /* Word lists indexed by the enum values of config.h. */
 static const char *const init_names[] = {[INIT_XAVIER] = "xavier", [INIT_KAIMING] = "kaiming"};
 static const char *const schedule_names[] = {
-    [LR_SCHEDULE_CONSTANT] = "constant", [LR_SCHEDULE_STEP] = "step", [LR_SCHEDULE_COSINE] = "cosine"};
+    [LR_SCHEDULE_CONSTANT] = "constant", [LR_SCHEDULE_STEP] = "step",
+    [LR_SCHEDULE_COSINE] = "cosine", [LR_SCHEDULE_ONECYCLE] = "onecycle"};
 
 /* Rows are grouped by section in the order config_format() writes them. */
 static const struct key_spec keys[] = {
@@ -103,9 +104,12 @@ static const struct key_spec keys[] = {
     {.section = "train", .key = "nesterov", .def = "false",
      .kind = KIND_BOOL, .offset = FIELD(nesterov),
      .expected = "expected true or false"},
+    {.section = "train", .key = "label_smoothing", .def = "0",
+     .kind = KIND_DOUBLE, .offset = FIELD(label_smoothing),
+     .dmin = 0, .dmax = 1, .dmax_open = true, .expected = "expected a number >= 0 and < 1"},
     {.section = "train", .key = "schedule", .def = "constant",
      .kind = KIND_SCHEDULE, .offset = FIELD(schedule),
-     .expected = "expected one of constant, step, cosine"},
+     .expected = "expected one of constant, step, cosine, onecycle"},
     {.section = "train", .key = "lr_step_epochs", .def = "30",
      .kind = KIND_INT, .offset = FIELD(lr_step_epochs),
      .imin = 1, .imax = INT_MAX, .expected = "expected an integer >= 1"},

@@ -1,12 +1,16 @@
-/* loss: numerically stable log-softmax cross-entropy (max subtracted), in double. */
+/* loss: numerically stable log-softmax cross-entropy (max subtracted), in double,
+ * with optional label smoothing (Szegedy et al. 2016). */
 #include "loss.h"
 
 #include <math.h>
 #include <stddef.h>
 
-double softmax_xent(int n, int classes, const float *logits, const int32_t *labels, float scale,
-                    float *dlogits, int64_t *correct)
+double softmax_xent(int n, int classes, const float *logits, const int32_t *labels,
+                    double smoothing, float scale, float *dlogits, int64_t *correct)
 {
+    /* Target probabilities of the label and of every other class. At smoothing 0 they
+     * are exactly 1 and 0, and p - 0.0 == p, so the gradient keeps its bits. */
+    const double off = smoothing / classes, on = 1.0 - smoothing + off;
     double total = 0.0;
     int64_t right = 0;
     for (int i = 0; i < n; i++) {
@@ -15,15 +19,22 @@ double softmax_xent(int n, int classes, const float *logits, const int32_t *labe
         for (int c = 1; c < classes; c++)
             if (z[c] > z[best]) best = c;
         right += best == labels[i];
-        double zmax = z[best], sum = 0.0;
-        for (int c = 0; c < classes; c++) sum += exp((double)z[c] - zmax);
+        double zmax = z[best], sum = 0.0, zsum = 0.0;
+        for (int c = 0; c < classes; c++) {
+            sum += exp((double)z[c] - zmax);
+            zsum += (double)z[c];
+        }
         double log_sum = log(sum) + zmax;
-        total += log_sum - (double)z[labels[i]];
+        double nll = log_sum - (double)z[labels[i]];
+        /* mean_c(-log p_c) = log_sum - mean(z); skipped at 0 so the sum keeps its bits */
+        if (smoothing != 0.0)
+            nll = (1.0 - smoothing) * nll + smoothing * (log_sum - zsum / classes);
+        total += nll;
         if (dlogits) {
             float *d = dlogits + (size_t)i * classes;
             for (int c = 0; c < classes; c++) {
                 double p = exp((double)z[c] - log_sum);
-                d[c] = (float)((p - (c == labels[i])) * (double)scale);
+                d[c] = (float)((p - (c == labels[i] ? on : off)) * (double)scale);
             }
         }
     }

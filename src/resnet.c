@@ -528,7 +528,8 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
     avgpool_forward((size_t)last->cout * n, last->ho * last->wo, last->y, m->pooled);
     linear_forward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
                    PARAM(m, m->fc_bias), m->logits, chunk_block(m));
-    double loss = labels ? softmax_xent(n, m->spec.num_classes, m->logits, labels, loss_scale,
+    double loss = labels ? softmax_xent(n, m->spec.num_classes, m->logits, labels,
+                                        train ? m->spec.label_smoothing : 0.0, loss_scale,
                                         train ? m->dlogits : NULL, correct)
                          : 0.0;
     if (m->prof.enabled) m->prof.fwd[PROF_HEAD] += timer_now() - t0;

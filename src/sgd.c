@@ -1,6 +1,7 @@
 /* sgd: momentum SGD with weight decay and Nesterov, and the learning-rate schedules
  * (step decay; cosine as in Loshchilov & Hutter 2017 without restarts; linear
- * warm-up as in Goyal et al. 2017). */
+ * warm-up as in Goyal et al. 2017; the triangular one-cycle of Smith & Topin 2019,
+ * as fast-training recipes such as airbench use it). */
 #include "sgd.h"
 
 #include <math.h>
@@ -43,21 +44,36 @@ void sgd_step(const struct sgd *opt, float lr, float *params, const struct grad_
         step(opt, lr, grads->n, params, NULL, grads->f, momentum_buf);
 }
 
+/* The warm-up length in steps. One-cycle without one rises over the first quarter of
+ * the run, in whole steps so that its ramp ends at lr rather than above it. */
+static double warmup_steps(const struct config *cfg, int64_t steps_per_epoch)
+{
+    if (cfg->schedule == LR_SCHEDULE_ONECYCLE && cfg->warmup_epochs == 0)
+        return ceil(0.25 * (double)cfg->epochs * (double)steps_per_epoch);
+    return cfg->warmup_epochs * (double)steps_per_epoch;
+}
+
 double lr_at_step(const struct config *cfg, int64_t step, int64_t steps_per_epoch)
 {
     const double epoch = (double)step / (double)steps_per_epoch;
-    const double warmup_steps = cfg->warmup_epochs * (double)steps_per_epoch;
-    if (warmup_steps > 0 && (double)step < warmup_steps)
-        return cfg->lr * ((double)step + 1.0) / warmup_steps;
+    const double warmup = warmup_steps(cfg, steps_per_epoch);
+    const double total = (double)cfg->epochs * (double)steps_per_epoch;
+    /* A fractional step count would take the ramp's last step above lr. */
+    if (warmup > 0 && (double)step < warmup)
+        return fmin(cfg->lr, cfg->lr * ((double)step + 1.0) / warmup);
     switch (cfg->schedule) {
     case LR_SCHEDULE_STEP:
         return cfg->lr * pow(cfg->lr_gamma, floor(epoch / cfg->lr_step_epochs));
     case LR_SCHEDULE_COSINE: {
-        double total = (double)cfg->epochs * (double)steps_per_epoch - warmup_steps;
-        double done = (double)step - warmup_steps;
-        if (total <= 0) return cfg->lr;
-        return 0.5 * cfg->lr * (1.0 + cos(3.14159265358979323846 * done / total));
+        double span = total - warmup, done = (double)step - warmup;
+        if (span <= 0) return cfg->lr;
+        return 0.5 * cfg->lr * (1.0 + cos(3.14159265358979323846 * done / span));
     }
+    case LR_SCHEDULE_ONECYCLE:
+        /* Linear from lr after the warm-up to 0 at the end of the last epoch, so the
+         * last step still gets a small positive rate. */
+        if ((double)step >= total) return 0.0;
+        return cfg->lr * (total - (double)step) / (total - warmup);
     default: return cfg->lr;
     }
 }

@@ -118,7 +118,9 @@ static void test_defaults(void)
     EXPECT(c.depth == 18 && c.num_classes == 10 && c.width == 64 && c.init == INIT_XAVIER,
            "model defaults");
     EXPECT(c.epochs == 10 && c.batch_size == 256, "epochs %d batch %d", c.epochs, c.batch_size);
-    EXPECT(c.lr == 0.05 && c.momentum == 0 && c.weight_decay == 0 && !c.nesterov, "optimizer defaults");
+    EXPECT(c.lr == 0.05 && c.momentum == 0 && c.weight_decay == 0 && !c.nesterov &&
+               c.label_smoothing == 0,
+           "optimizer defaults");
     EXPECT(c.schedule == LR_SCHEDULE_CONSTANT && c.lr_step_epochs == 30 && c.lr_gamma == 0.1 &&
                c.warmup_epochs == 0,
            "schedule defaults");
@@ -260,6 +262,10 @@ static void test_config_set(void)
         {"train", "momentum", "-0.1", "expected a number >= 0 and < 1"},
         {"train", "weight_decay", "1", NULL},
         {"train", "weight_decay", "1.5", "expected a number >= 0 and <= 1"},
+        {"train", "label_smoothing", "0.1", NULL},
+        {"train", "label_smoothing", "0.999", NULL},
+        {"train", "label_smoothing", "1", "expected a number >= 0 and < 1"},
+        {"train", "label_smoothing", "-0.1", "expected a number >= 0 and < 1"},
         {"train", "lr_step_epochs", "0", "expected an integer >= 1"},
         {"train", "lr_gamma", "0", "expected a number > 0 and <= 1"},
         {"train", "lr_gamma", "1", NULL},
@@ -293,7 +299,9 @@ static void test_config_set(void)
         {"model", "init", "Xavier", "expected one of xavier, kaiming"},
         {"model", "init", "he", "expected one of xavier, kaiming"},
         {"train", "schedule", "cosine", NULL},
-        {"train", "schedule", "linear", "expected one of constant, step, cosine"},
+        {"train", "schedule", "onecycle", NULL},
+        {"train", "schedule", "linear", "expected one of constant, step, cosine, onecycle"},
+        {"train", "schedule", "OneCycle", "expected one of constant, step, cosine, onecycle"},
         /* strings */
         {"data", "dir", "", "expected a non-empty path shorter than 1024 characters"},
         {"checkpoint", "dir", "", "expected a non-empty path shorter than 1024 characters"},
@@ -435,6 +443,8 @@ static void expect_same(const struct config *a, const struct config *b)
     EXPECT(a->momentum == b->momentum && a->weight_decay == b->weight_decay && a->nesterov == b->nesterov,
            "momentum %.17g vs %.17g, weight_decay %.17g vs %.17g", a->momentum, b->momentum,
            a->weight_decay, b->weight_decay);
+    EXPECT(a->label_smoothing == b->label_smoothing, "label_smoothing %.17g vs %.17g",
+           a->label_smoothing, b->label_smoothing);
     EXPECT(a->schedule == b->schedule && a->lr_step_epochs == b->lr_step_epochs &&
                a->lr_gamma == b->lr_gamma && a->warmup_epochs == b->warmup_epochs,
            "schedule");
@@ -507,6 +517,7 @@ static void test_format_round_trip(void)
     a.momentum = 0.9;
     a.weight_decay = 1.0 / 3.0;
     a.nesterov = true;
+    a.label_smoothing = 0.1;
     a.schedule = LR_SCHEDULE_COSINE;
     a.lr_step_epochs = 7;
     a.lr_gamma = 1e-7;

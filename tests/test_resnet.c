@@ -42,9 +42,14 @@
  *
  * (c) The grad_ready hook reports non-decreasing prefixes that end at param_floats
  *     (the arena's end, padding included), and every reported prefix is
- *     final: its bytes at the time of the call equal those after backward. */
+ *     final: its bytes at the time of the call equal those after backward.
+ *
+ * (d) spec.label_smoothing reaches the loss of a training forward (its loss and
+ *     dlogits are softmax_xent's with that smoothing, bit for bit) but not of an
+ *     evaluation forward (plain cross-entropy). */
 #include "batchnorm.h"
 #include "gemm.h"
+#include "loss.h"
 #include "resnet.h"
 #include "testutil.h"
 
@@ -649,6 +654,32 @@ static void check_hook(int width, int image_size, int n)
     resnet_free(&m);
 }
 
+static void check_smoothing(void)
+{
+    enum { N = 3, S = 32, C = 10 };
+    const double eps = 0.2;
+    struct model_spec spec = {.depth = 18, .width = 4, .num_classes = C, .in_channels = 1,
+                              .image_size = S, .max_batch = N, .label_smoothing = eps};
+    struct resnet m;
+    resnet_init(&m, &spec);
+    resnet_init_params(&m, INIT_XAVIER, 11);
+    for (size_t i = 0; i < (size_t)N * S * S; i++) m.input[i] = (float)urand(0, 1);
+    int32_t labels[N];
+    for (int i = 0; i < N; i++) labels[i] = (int32_t)urand(0, C);
+    float want_d[N * C];
+    double train = resnet_forward(&m, N, labels, true, 0.5f, NULL, NULL);
+    double want = softmax_xent(N, C, m.logits, labels, eps, 0.5f, want_d, NULL);
+    EXPECT(train == want, "smoothing: training loss %.17g, softmax_xent with %g gives %.17g",
+           train, eps, want);
+    EXPECT(memcmp(m.dlogits, want_d, sizeof want_d) == 0,
+           "smoothing: training dlogits are not softmax_xent's with %g", eps);
+    double eval = resnet_forward(&m, N, labels, false, 1.0f, NULL, NULL);
+    want = softmax_xent(N, C, m.logits, labels, 0.0, 1.0f, NULL, NULL);
+    EXPECT(eval == want, "smoothing: evaluation loss %.17g, plain cross-entropy %.17g", eval,
+           want);
+    resnet_free(&m);
+}
+
 int main(void)
 {
     gemm_set_threads(1); /* small GEMMs; also makes every run identical */
@@ -661,5 +692,6 @@ int main(void)
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) run_gradcheck(&checks[i]);
     check_hook(64, 28, 2);
     check_hook(4, 32, 3);
+    check_smoothing();
     return test_summary("test_resnet");
 }

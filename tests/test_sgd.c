@@ -7,8 +7,11 @@
  * parameters and momentum buffers must match to 1e-5 relative after every step.
  * lr_at_step: constant, step decay (x0.1 every 2 epochs), cosine (lr at the start,
  * half way at the middle, near 0 at the end, never increasing), linear warm-up
- * (lr * (step + 1) / warmup steps, also for a fractional epoch) before constant,
- * step and cosine schedules. */
+ * (lr * (step + 1) / warmup steps, also for a fractional epoch, and never above lr
+ * for a fractional step count) before constant, step and cosine schedules;
+ * one-cycle (ramp over the first quarter of the run, in whole steps, or over
+ * warmup_epochs; lr at the peak, half of it half way down, lr / decay steps at the
+ * last step, 0 after the end; never above lr, rising then falling). */
 #include "config.h"
 #include "sgd.h"
 #include "testutil.h"
@@ -155,6 +158,71 @@ static void check_schedules(void)
     expect_lr("half-epoch warmup", &cfg, 0, 10, 0.02);
     expect_lr("half-epoch warmup", &cfg, 4, 10, 0.1);
     expect_lr("half-epoch warmup", &cfg, 5, 10, 0.1);
+    cfg.warmup_epochs = 0.55; /* 5.5 steps: step 5 would get 6 / 5.5 of lr */
+    expect_lr("5.5-step warmup", &cfg, 4, 10, 0.1 * 5.0 / 5.5);
+    expect_lr("5.5-step warmup", &cfg, 5, 10, 0.1);
+}
+
+/* One-cycle over epochs x spe steps with the ramp ending at `peak` steps: every step
+ * against the triangle, rising up to the peak, falling after it, never above lr. */
+static void check_onecycle_shape(const char *tag, const struct config *cfg, int64_t spe,
+                                 int64_t peak)
+{
+    const int64_t total = cfg->epochs * spe;
+    double prev = 0.0;
+    int rising = 1, falling = 1, bounded = 1;
+    for (int64_t s = 0; s < total; s++) {
+        double lr = lr_at_step(cfg, s, spe);
+        double want = s < peak ? cfg->lr * (double)(s + 1) / (double)peak
+                               : cfg->lr * (double)(total - s) / (double)(total - peak);
+        char name[96];
+        snprintf(name, sizeof name, "%s: lr at step %lld", tag, (long long)s);
+        expect_close(name, &lr, &want, 1, 1e-12);
+        if (s < peak) rising &= lr > prev;
+        if (s > peak) falling &= lr < prev;
+        bounded &= lr > 0 && lr <= cfg->lr * (1 + 1e-15); /* lr * k / k may round up */
+        prev = lr;
+    }
+    EXPECT(rising, "%s: the rate does not rise over the warm-up", tag);
+    EXPECT(falling, "%s: the rate does not fall after the peak", tag);
+    EXPECT(bounded, "%s: a rate is not in (0, lr]", tag);
+}
+
+static void check_onecycle(void)
+{
+    struct config cfg;
+    config_defaults(&cfg);
+    cfg.lr = 0.1;
+    cfg.schedule = LR_SCHEDULE_ONECYCLE;
+
+    /* 4 epochs of 10 steps, no warmup_epochs: up over steps 0..9, down over 10..39. */
+    cfg.epochs = 4;
+    expect_lr("onecycle", &cfg, 0, 10, 0.01);
+    expect_lr("onecycle", &cfg, 9, 10, 0.1);
+    expect_lr("onecycle", &cfg, 10, 10, 0.1);
+    expect_lr("onecycle", &cfg, 25, 10, 0.05);
+    expect_lr("onecycle", &cfg, 39, 10, 0.1 / 30.0);
+    expect_lr("onecycle", &cfg, 40, 10, 0.0);
+    check_onecycle_shape("onecycle", &cfg, 10, 10);
+
+    /* 3 epochs of 7 steps: a quarter is 5.25 steps, so the ramp takes 6 and ends at lr. */
+    cfg.epochs = 3;
+    expect_lr("onecycle 21 steps", &cfg, 5, 7, 0.1);
+    expect_lr("onecycle 21 steps", &cfg, 6, 7, 0.1);
+    check_onecycle_shape("onecycle 21 steps", &cfg, 7, 6);
+
+    /* warmup_epochs sets the ramp instead: 2 of 4 epochs. */
+    cfg.epochs = 4;
+    cfg.warmup_epochs = 2;
+    expect_lr("onecycle warmup 2", &cfg, 0, 10, 0.005);
+    expect_lr("onecycle warmup 2", &cfg, 19, 10, 0.1);
+    expect_lr("onecycle warmup 2", &cfg, 30, 10, 0.05);
+    check_onecycle_shape("onecycle warmup 2", &cfg, 10, 20);
+
+    /* All warm-up: the rate reaches lr at the last step. */
+    cfg.warmup_epochs = 4;
+    expect_lr("onecycle all warm-up", &cfg, 39, 10, 0.1);
+    expect_lr("onecycle all warm-up", &cfg, 40, 10, 0.0);
 }
 
 int main(void)
@@ -166,5 +234,6 @@ int main(void)
     check_sgd("momentum 0.9 + weight decay", 0.9, 5e-4, false);
     check_sgd("nesterov 0.9 + weight decay", 0.9, 1e-2, true);
     check_schedules();
+    check_onecycle();
     return test_summary("test_sgd");
 }
