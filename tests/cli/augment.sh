@@ -5,12 +5,9 @@
 source "$(dirname "$0")/lib.bash"
 CMP=${CKPT_COMPARE:?CKPT_COMPARE is set by CTest}
 run() { # name ranks extra-args...
-  local name=$1 ranks=$2; shift 2
-  out=$(mpirun --oversubscribe -np "$ranks" "$BIN" configs/r18-28.ini model.width=8 \
-        train.batch_size=32 data.train_limit=256 data.test_limit=64 train.max_steps=3 \
-        train.threads=1 dist.shard_size=16 checkpoint.dir="$TMP/$name" train.progress=false \
-        "$@" 2>&1) \
-    || { echo "FAIL: $name exited non-zero:"; printf '%s\n' "$out" | tail -5; FAILS=$((FAILS + 1)); }
+  run_ranks "$1" "$2" configs/r18-28.ini model.width=8 train.batch_size=32 \
+    data.train_limit=256 data.test_limit=64 train.max_steps=3 train.threads=1 \
+    dist.shard_size=16 "${@:3}"
 }
 AUG=(data.augment_crop=2 data.augment_flip=true data.augment_erase=0.5)
 ck=ckpt-0000000003.h5
