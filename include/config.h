@@ -28,6 +28,10 @@ struct config {
     int resize;                     /* 0 = keep 28x28; otherwise output side, bilinear (8..512) */
     int64_t train_limit;            /* 0 = all images; otherwise use the first N */
     int64_t test_limit;             /* 0 = all images */
+    /* Training-time augmentation (data.h, struct augment); 0 / false = off. */
+    int augment_crop;               /* RandomCrop padding in pixels (0..64) */
+    bool augment_flip;              /* RandomHorizontalFlip(0.5) */
+    double augment_erase;           /* RandomErasing probability (0..1) */
 
     /* [model] */
     int depth;        /* 18, 34 or 50 */

@@ -79,9 +79,42 @@ void resizer_free(struct resizer *r);
 /* Resize one uint8 image (in_rows, in_cols) into r->out8 (out_rows, out_cols); returns r->out8. */
 const uint8_t *resizer_apply(struct resizer *r, const uint8_t *in);
 
+/* Training-time augmentation, torchvision's transforms after ToTensor in this order:
+ * RandomCrop(size, padding=crop), RandomHorizontalFlip() when flip, and
+ * RandomErasing(erase, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0). Every draw is
+ * a function of (seed, epoch, the sample's index in the data set) alone (rng.h), so a
+ * sample is augmented alike on any number of ranks and after a resume. */
+struct augment {
+    uint64_t seed;
+    int crop;     /* padding P in pixels; 0 = off */
+    bool flip;
+    double erase; /* probability; 0 = off */
+};
+
+/* The drawn parameters of one sample's augmentation. */
+struct augment_params {
+    /* Crop: the window at column dx, row dy (each in [0, 2 pad]) of the image padded
+     * by pad zeros, i.e. out(y, x) = in(y + dy - pad, x + dx - pad), 0 outside. */
+    int pad, dx, dy;
+    bool flip;
+    /* Erase: rows [ey, ey + eh), columns [ex, ex + ew) set to 0; eh = ew = 0: none. */
+    int ey, ex, eh, ew;
+};
+
+/* Tries of RandomErasing before it gives up and erases nothing (torchvision's 10). */
+#define AUGMENT_ERASE_TRIES 10
+
+/* The parameters of data-set sample `index` in `epoch`, for rows x cols images. */
+struct augment_params augment_draw(const struct augment *a, int64_t epoch, int64_t index, int rows,
+                                   int cols);
+/* Applies p to one image in place: crop, then flip, then erase. */
+void augment_apply(float *img, int rows, int cols, const struct augment_params *p);
+
 /* Assemble n images into `images` (n, out_rows, out_cols) as float in [0,1] and their
- * labels into `labels` (n). */
-void batch_assemble(const struct dataset *ds, struct resizer *r, const int64_t *indices, int n,
-                    float *images, int32_t *labels);
+ * labels into `labels` (n). aug != NULL augments each sample as drawn for `epoch`
+ * (training); NULL leaves the images as they are (evaluation). */
+void batch_assemble(const struct dataset *ds, struct resizer *r, const struct augment *aug,
+                    int64_t epoch, const int64_t *indices, int n, float *images,
+                    int32_t *labels);
 
 #endif

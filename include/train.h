@@ -28,6 +28,7 @@ struct trainer {
     struct comm_info comm;
     struct dataset train_set, test_set;
     struct resizer resizer;
+    struct augment augment; /* of training batches */
     struct sampler order;
     struct resnet model;
     struct sgd opt;

@@ -7,7 +7,9 @@
  * output coordinate, normalize_coeffs_8bpc() turns the weights into fixed point with
  * PRECISION_BITS = 22, and ImagingResampleInner() runs the horizontal pass into a
  * uint8 intermediate, then the vertical pass, skipping a pass whose size is unchanged.
- * That is what torchvision's transforms.Resize does to FashionMNIST's PIL images. */
+ * That is what torchvision's transforms.Resize does to FashionMNIST's PIL images.
+ * Augmentation follows torchvision's RandomCrop, RandomHorizontalFlip and
+ * RandomErasing (transforms.py), with draws from rng.h instead of torch's generator. */
 #include "data.h"
 
 #include "error.h"
@@ -346,8 +348,112 @@ const uint8_t *resizer_apply(struct resizer *r, const uint8_t *in)
     return r->out8;
 }
 
-void batch_assemble(const struct dataset *ds, struct resizer *r, const int64_t *indices, int n,
-                    float *images, int32_t *labels)
+/* ------------------------------------------------------------------ augmentation */
+
+/* RNG stream of one augmentation in one epoch: "AG" tag in the two high bytes, the
+ * augmentation below it, the epoch in the low 40 bits ([train] epochs <= 100000). */
+#define AUGMENT_STREAM UINT64_C(0x4147000000000000)
+enum { AUGMENT_CROP = 1, AUGMENT_FLIP, AUGMENT_ERASE };
+
+/* Counters per sample and augmentation: the erase takes 1 + 2 * tries + 2 draws. */
+#define AUGMENT_DRAWS 32
+_Static_assert(1 + 2 * AUGMENT_ERASE_TRIES + 2 <= AUGMENT_DRAWS, "erase draws overlap");
+
+struct augment_rng {
+    uint64_t seed, stream, counter;
+};
+
+static struct augment_rng augment_rng(const struct augment *a, int kind, int64_t epoch,
+                                      int64_t index)
+{
+    return (struct augment_rng){a->seed, AUGMENT_STREAM | (uint64_t)kind << 40 | (uint64_t)epoch,
+                                (uint64_t)index * AUGMENT_DRAWS};
+}
+
+/* RandomErasing.get_params: a target area and a log-uniform aspect ratio, rounded as
+ * Python's round() (half to even, rint's default mode); the rectangle must be
+ * strictly smaller than the image in both directions. */
+static void draw_erase(struct augment_rng g, int rows, int cols, struct augment_params *p)
+{
+    const double area = (double)rows * cols, lo = log(0.3), hi = log(3.3);
+    for (int t = 0; t < AUGMENT_ERASE_TRIES; t++) {
+        double s = area * (0.02 + 0.31 * rng_uniform(g.seed, g.stream, g.counter + 1 + 2 * t));
+        double r = exp(lo + (hi - lo) * rng_uniform(g.seed, g.stream, g.counter + 2 + 2 * t));
+        int h = (int)rint(sqrt(s * r)), w = (int)rint(sqrt(s / r));
+        if (h >= rows || w >= cols) continue;
+        uint64_t c = g.counter + 1 + 2 * AUGMENT_ERASE_TRIES;
+        p->ey = (int)rng_below(g.seed, g.stream, c, (uint64_t)(rows - h + 1));
+        p->ex = (int)rng_below(g.seed, g.stream, c + 1, (uint64_t)(cols - w + 1));
+        p->eh = h;
+        p->ew = w;
+        return;
+    }
+}
+
+struct augment_params augment_draw(const struct augment *a, int64_t epoch, int64_t index, int rows,
+                                   int cols)
+{
+    CHECK(epoch >= 0 && epoch < (INT64_C(1) << 40) && index >= 0, "augment epoch %lld index %lld",
+          (long long)epoch, (long long)index);
+    struct augment_params p = {0};
+    if (a->crop > 0) {
+        struct augment_rng g = augment_rng(a, AUGMENT_CROP, epoch, index);
+        uint64_t n = 2 * (uint64_t)a->crop + 1;
+        p.pad = a->crop;
+        p.dy = (int)rng_below(g.seed, g.stream, g.counter, n);
+        p.dx = (int)rng_below(g.seed, g.stream, g.counter + 1, n);
+    }
+    if (a->flip) {
+        struct augment_rng g = augment_rng(a, AUGMENT_FLIP, epoch, index);
+        p.flip = rng_uniform(g.seed, g.stream, g.counter) < 0.5;
+    }
+    if (a->erase > 0) {
+        struct augment_rng g = augment_rng(a, AUGMENT_ERASE, epoch, index);
+        if (rng_uniform(g.seed, g.stream, g.counter) < a->erase) draw_erase(g, rows, cols, &p);
+    }
+    return p;
+}
+
+/* out(y, x) = in(y + sy, x + sx), 0 outside, in place: rows are visited so that each
+ * reads a row not yet written, and memmove copes with the overlap within a row. */
+static void shift_image(float *img, int rows, int cols, int sy, int sx)
+{
+    if (sy == 0 && sx == 0) return;
+    int to = sx < 0 ? -sx : 0, from = sx > 0 ? sx : 0;
+    int n = cols - to - from;
+    for (int k = 0; k < rows; k++) {
+        int y = sy > 0 ? k : rows - 1 - k;
+        float *dst = img + (size_t)y * cols;
+        int src_y = y + sy;
+        if (n <= 0 || src_y < 0 || src_y >= rows) {
+            memset(dst, 0, (size_t)cols * sizeof *dst);
+            continue;
+        }
+        memmove(dst + to, img + (size_t)src_y * cols + from, (size_t)n * sizeof *dst);
+        memset(dst, 0, (size_t)to * sizeof *dst);
+        memset(dst + to + n, 0, (size_t)from * sizeof *dst);
+    }
+}
+
+void augment_apply(float *img, int rows, int cols, const struct augment_params *p)
+{
+    shift_image(img, rows, cols, p->dy - p->pad, p->dx - p->pad);
+    if (p->flip)
+        for (int y = 0; y < rows; y++) {
+            float *row = img + (size_t)y * cols;
+            for (int x = 0, z = cols - 1; x < z; x++, z--) {
+                float t = row[x];
+                row[x] = row[z];
+                row[z] = t;
+            }
+        }
+    for (int y = p->ey; y < p->ey + p->eh; y++)
+        for (int x = p->ex; x < p->ex + p->ew; x++) img[(size_t)y * cols + x] = 0.0f;
+}
+
+void batch_assemble(const struct dataset *ds, struct resizer *r, const struct augment *aug,
+                    int64_t epoch, const int64_t *indices, int n, float *images,
+                    int32_t *labels)
 {
     CHECK(r->in_rows == ds->rows && r->in_cols == ds->cols,
           "resizer for %dx%d images applied to %dx%d", r->in_rows, r->in_cols, ds->rows,
@@ -362,6 +468,10 @@ void batch_assemble(const struct dataset *ds, struct resizer *r, const int64_t *
         float *dst = images + (size_t)i * out_pixels;
         /* torchvision's ToTensor: float32(pixel) / 255 */
         for (size_t j = 0; j < out_pixels; j++) dst[j] = (float)px[j] / 255.0f;
+        if (aug) {
+            struct augment_params p = augment_draw(aug, epoch, idx, r->out_rows, r->out_cols);
+            augment_apply(dst, r->out_rows, r->out_cols, &p);
+        }
         labels[i] = ds->labels[idx];
     }
 }

@@ -100,6 +100,8 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
     resnet_ema_reset(&t->model);
 
     resizer_init(&t->resizer, t->train_set.rows, t->train_set.cols, cfg->resize);
+    t->augment = (struct augment){.seed = cfg->seed, .crop = cfg->augment_crop,
+                                  .flip = cfg->augment_flip, .erase = cfg->augment_erase};
     sampler_init(&t->order, t->train_set.count, t->global_batch, cfg->seed, true);
     t->steps_per_epoch = sampler_steps_per_epoch(&t->order);
     t->indices = xcalloc((size_t)spec.max_batch, sizeof *t->indices);
@@ -145,7 +147,8 @@ bool trainer_step(struct trainer *t)
     int n = sampler_rank_shards(&t->order, t->epoch, t->step_in_epoch, t->comm.rank,
                                 t->comm.world, t->cfg->shard_size, t->indices);
     int g = sampler_global_count(&t->order, t->step_in_epoch);
-    batch_assemble(&t->train_set, &t->resizer, t->indices, n, m->input, t->labels);
+    batch_assemble(&t->train_set, &t->resizer, &t->augment, t->epoch, t->indices, n, m->input,
+                   t->labels);
     double t1 = timer_now();
     const double bn0 = t->bn_sync_seconds;
 
@@ -255,7 +258,8 @@ struct eval_sums trainer_evaluate(struct trainer *t, bool average)
     int64_t correct = 0, correct_flip = 0;
     for (int64_t step = 0; step < sampler_steps_per_epoch(&order); step++) {
         int n = sampler_rank_batch(&order, 0, step, t->comm.rank, t->comm.world, t->indices);
-        batch_assemble(&t->test_set, &t->resizer, t->indices, n, t->model.input, t->labels);
+        batch_assemble(&t->test_set, &t->resizer, NULL, 0, t->indices, n, t->model.input,
+                       t->labels);
         evaluate_batch(t, n, &loss, &correct, &correct_flip);
         count += n;
     }

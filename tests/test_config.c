@@ -115,6 +115,7 @@ static void test_defaults(void)
     config_defaults(&c);
     EXPECT(strcmp(c.data_dir, DEFAULT_DATA_DIR) == 0, "data_dir %s", c.data_dir);
     EXPECT(c.resize == 0 && c.train_limit == 0 && c.test_limit == 0, "data defaults");
+    EXPECT(c.augment_crop == 0 && !c.augment_flip && c.augment_erase == 0, "augmentation is on");
     EXPECT(c.depth == 18 && c.num_classes == 10 && c.width == 64 && c.init == INIT_XAVIER,
            "model defaults");
     EXPECT(c.epochs == 10 && c.batch_size == 256, "epochs %d batch %d", c.epochs, c.batch_size);
@@ -246,6 +247,14 @@ static void test_config_set(void)
         {"data", "train_limit", "9223372036854775807", NULL},
         {"data", "train_limit", "-1", "expected an integer >= 0 (0 = all images)"},
         {"data", "test_limit", "9223372036854775808", "expected an integer >= 0 (0 = all images)"},
+        {"data", "augment_crop", "64", NULL},
+        {"data", "augment_crop", "-1", "expected an integer in 0..64 (0 = off)"},
+        {"data", "augment_crop", "65", "expected an integer in 0..64 (0 = off)"},
+        {"data", "augment_flip", "yes", NULL},
+        {"data", "augment_flip", "half", "expected true or false"},
+        {"data", "augment_erase", "1", NULL},
+        {"data", "augment_erase", "1.5", "expected a number >= 0 and <= 1 (0 = off)"},
+        {"data", "augment_erase", "-0.1", "expected a number >= 0 and <= 1 (0 = off)"},
         {"model", "depth", "34", NULL},
         {"model", "depth", "20", "expected one of 18, 34, 50"},
         {"model", "num_classes", "1", "expected an integer in 2..1000"},
@@ -420,6 +429,9 @@ static void test_override_errors(void)
     expect_override_error("train.=0.1", "command line override 'train.=0.1': expected section.key=value");
     expect_override_error("model.depth=20",
                           "command line override 'model.depth=20': [model] depth: expected one of 18, 34, 50");
+    expect_override_error("data.augment_erase=1.5",
+                          "command line override 'data.augment_erase=1.5': [data] augment_erase: "
+                          "expected a number >= 0 and <= 1 (0 = off)");
     expect_override_error("dist.overlap=maybe",
                           "command line override 'dist.overlap=maybe': [dist] overlap: expected true or false");
     expect_override_error("dist.bucketmb=5",
@@ -435,6 +447,9 @@ static void expect_same(const struct config *a, const struct config *b)
     EXPECT(strcmp(a->data_dir, b->data_dir) == 0, "data_dir %s vs %s", a->data_dir, b->data_dir);
     EXPECT(a->resize == b->resize && a->train_limit == b->train_limit && a->test_limit == b->test_limit,
            "data");
+    EXPECT(a->augment_crop == b->augment_crop && a->augment_flip == b->augment_flip &&
+               a->augment_erase == b->augment_erase,
+           "augmentation");
     EXPECT(a->depth == b->depth && a->num_classes == b->num_classes && a->width == b->width &&
                a->init == b->init,
            "model");
@@ -507,6 +522,9 @@ static void test_format_round_trip(void)
     a.resize = 64;
     a.train_limit = 5000000000;
     a.test_limit = 1000;
+    a.augment_crop = 4;
+    a.augment_flip = true;
+    a.augment_erase = 0.1 + 0.2;
     a.depth = 50;
     a.num_classes = 1000;
     a.width = 8;

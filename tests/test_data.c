@@ -384,7 +384,7 @@ static void test_batch_assemble(void)
 
     struct resizer r;
     resizer_init(&r, 28, 28, 0);
-    batch_assemble(&ds, &r, idx, 3, images, labels);
+    batch_assemble(&ds, &r, NULL, 0, idx, 3, images, labels);
     int exact = 1, in_range = 1;
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 784; j++) {
@@ -398,7 +398,7 @@ static void test_batch_assemble(void)
     resizer_free(&r);
 
     resizer_init(&r, 28, 28, 96);
-    batch_assemble(&ds, &r, idx, 3, images, labels);
+    batch_assemble(&ds, &r, NULL, 0, idx, 3, images, labels);
     exact = 1;
     in_range = 1;
     for (int i = 0; i < 3; i++) {

@@ -57,7 +57,7 @@ int main(void)
     int64_t indices[N];
     int32_t labels[N];
     for (int i = 0; i < N; i++) indices[i] = i;
-    batch_assemble(&ds, &rs, indices, N, m.input, labels);
+    batch_assemble(&ds, &rs, NULL, 0, indices, N, m.input, labels);
     int classes_seen = 0;
     for (int c = 0; c < 10; c++) {
         bool seen = false;

@@ -8,10 +8,8 @@ source "$(dirname "$0")/lib.bash"
 CMP=${CKPT_COMPARE:?CKPT_COMPARE is set by CTest}
 run() { # name ranks extra-args...
   local name=$1 ranks=$2; shift 2
-  out=$(mpirun --oversubscribe -np "$ranks" "$BIN" configs/r18-28.ini train.max_steps=3 \
-        data.train_limit=1024 data.test_limit=64 train.batch_size=64 train.threads=1 \
-        train.progress=false checkpoint.every_steps=1 checkpoint.dir="$TMP/$name" "$@" 2>&1) \
-    || { echo "FAIL: $name exited non-zero:"; printf '%s\n' "$out" | tail -5; FAILS=$((FAILS + 1)); }
+  run_ranks "$name" "$ranks" configs/r18-28.ini train.max_steps=3 data.train_limit=1024 \
+    data.test_limit=64 train.batch_size=64 train.threads=1 checkpoint.every_steps=1 "$@"
   printf '%s\n' "$out" | grep "^# data" | sed "s/^/$name: /"
 }
 expect_method() { # name pattern

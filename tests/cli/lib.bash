@@ -23,6 +23,15 @@ expect_fail() {
   fi
 }
 
+# run_ranks NAME RANKS ARGS...: the program on RANKS ranks with checkpoints in
+# $TMP/NAME and no progress line; its output in $out, a non-zero exit counted.
+run_ranks() {
+  local name=$1 ranks=$2; shift 2
+  out=$(mpirun --oversubscribe -np "$ranks" "$BIN" "$@" train.progress=false \
+        checkpoint.dir="$TMP/$name" 2>&1) \
+    || { echo "FAIL: $name exited non-zero:"; printf '%s\n' "$out" | tail -5; FAILS=$((FAILS + 1)); }
+}
+
 finish() {
   if [ "$FAILS" -ne 0 ]; then echo "$FAILS check(s) failed"; exit 1; fi
   echo "all checks passed"
