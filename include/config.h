@@ -14,6 +14,10 @@
 
 #define CONFIG_PATH_MAX 1024
 
+/* The stem: d2l's (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) or the same without the
+ * max-pool (the first stage then works at twice the resolution). */
+enum stem_kind { STEM_D2L, STEM_NOPOOL };
+
 enum lr_schedule {
     LR_SCHEDULE_CONSTANT,
     LR_SCHEDULE_STEP,
@@ -38,6 +42,7 @@ struct config {
     int num_classes;  /* 2..1000, labels must be below it */
     int width;        /* channels of the first stage (64 in the seed); small values for tests */
     enum init_scheme init;
+    enum stem_kind stem;
 
     /* [train] */
     int epochs;

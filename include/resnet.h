@@ -67,6 +67,7 @@ struct model_spec {
     bool winograd;    /* 3x3 stride-1 pad-1 convolutions by Winograd (winograd.h) */
     bool float_grads; /* a float gradient arena (grad.h); false: double (micro-shards, tests) */
     bool ema;         /* keep an average of the weights and BN buffers (ema.h) */
+    bool stem_no_pool; /* the stem without its max-pool ([model] stem = nopool): unfused */
     /* The stem chunk by chunk (stem.h): its two full-size tensors are never stored.
      * Off: conv, BN, ReLU and max-pool as separate layers over the whole batch. */
     bool fused_stem;

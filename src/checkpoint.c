@@ -308,6 +308,7 @@ static int write_root_attrs(hid_t file, const struct resnet *m, const struct ckp
     if (rc == 0) rc = write_attr_i64(file, "depth", m->spec.depth, w);
     if (rc == 0) rc = write_attr_i64(file, "width", m->spec.width, w);
     if (rc == 0) rc = write_attr_i64(file, "num_classes", m->spec.num_classes, w);
+    if (rc == 0) rc = write_attr_str(file, "stem", m->spec.stem_no_pool ? "nopool" : "d2l", w);
     if (rc == 0) rc = write_attr_i64(file, "image_size", st->image_size, w);
     if (rc == 0) rc = write_attr_str(file, "config", config, w);
     if (rc == 0) rc = write_attr_u64(file, "checksum", ckpt_checksum(m), w);
@@ -584,6 +585,21 @@ static int read_attr_string(const struct reader *r, hid_t file, const char *name
     return rc;
 }
 
+/* The "stem" attribute says "nopool" ([model] stem); files without it hold d2l's. */
+static bool stem_no_pool_of(hid_t file)
+{
+    if (H5Aexists(file, "stem") <= 0) return false;
+    hid_t a = H5Aopen(file, "stem", H5P_DEFAULT), type = a >= 0 ? H5Aget_type(a) : -1;
+    char value[16] = "";
+    bool no_pool = false;
+    if (type >= 0 && H5Tget_class(type) == H5T_STRING && H5Tget_size(type) < sizeof value &&
+        H5Aread(a, type, value) >= 0)
+        no_pool = strncmp(value, "nopool", sizeof value) == 0;
+    if (type >= 0) H5Tclose(type);
+    if (a >= 0) H5Aclose(a);
+    return no_pool;
+}
+
 static int read_attrs(const struct reader *r, hid_t file, struct ckpt_state *st, uint64_t *checksum)
 {
     const struct model_spec *spec = &r->m->spec;
@@ -595,6 +611,10 @@ static int read_attrs(const struct reader *r, hid_t file, struct ckpt_state *st,
     if (read_attr_int(r, file, "depth", &depth) < 0 || read_attr_int(r, file, "width", &width) < 0 ||
         read_attr_int(r, file, "num_classes", &classes) < 0)
         return -1;
+    const bool no_pool = stem_no_pool_of(file);
+    if (no_pool != spec->stem_no_pool)
+        return rfail(r, "its stem is %s but the config's [model] stem is %s: expected the same "
+                     "stem to resume", no_pool ? "nopool" : "d2l", spec->stem_no_pool ? "nopool" : "d2l");
     if (depth != spec->depth || width != spec->width || classes != spec->num_classes) {
         error_message(r->err, r->errsize,
                 "checkpoint '%s' is ResNet-%" PRId64 " (width %" PRId64 ", %" PRId64
@@ -973,6 +993,7 @@ int ckpt_read_spec(const char *path, struct model_spec *spec, char *err, size_t 
                 spec->in_channels = 1;
                 spec->max_batch = 1;
                 spec->ema = H5Lexists(file, "ema", H5P_DEFAULT) > 0;
+                spec->stem_no_pool = stem_no_pool_of(file);
                 rc = 0;
             }
         }

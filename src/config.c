@@ -39,6 +39,7 @@ enum value_kind {
     KIND_RESIZE,   /* 0 or [imin, imax] */
     KIND_INIT,     /* enum init_scheme */
     KIND_SCHEDULE, /* enum lr_schedule */
+    KIND_STEM,     /* enum stem_kind */
 };
 
 struct key_spec {
@@ -59,6 +60,7 @@ struct key_spec {
 
 /* Word lists indexed by the enum values of config.h. */
 static const char *const init_names[] = {[INIT_XAVIER] = "xavier", [INIT_KAIMING] = "kaiming"};
+static const char *const stem_names[] = {[STEM_D2L] = "d2l", [STEM_NOPOOL] = "nopool"};
 static const char *const schedule_names[] = {
     [LR_SCHEDULE_CONSTANT] = "constant", [LR_SCHEDULE_STEP] = "step",
     [LR_SCHEDULE_COSINE] = "cosine", [LR_SCHEDULE_ONECYCLE] = "onecycle"};
@@ -96,6 +98,8 @@ static const struct key_spec keys[] = {
      .imin = 1, .imax = 1024, .expected = "expected an integer in 1..1024"},
     {.section = "model", .key = "init", .def = "xavier", .kind = KIND_INIT, .offset = FIELD(init),
      .expected = "expected one of xavier, kaiming"},
+    {.section = "model", .key = "stem", .def = "d2l", .kind = KIND_STEM, .offset = FIELD(stem),
+     .expected = "expected one of d2l, nopool"},
 
     {.section = "train", .key = "epochs", .def = "10", .kind = KIND_INT, .offset = FIELD(epochs),
      .imin = 1, .imax = 100000, .expected = "expected an integer in 1..100000"},
@@ -382,6 +386,11 @@ static bool set_value(struct config *cfg, const struct key_spec *k, const char *
         if (w < 0) return false;
         *(enum lr_schedule *)(void *)field = (enum lr_schedule)w;
         return true;
+    case KIND_STEM:
+        w = parse_word(value, stem_names, (int)(sizeof stem_names / sizeof stem_names[0]));
+        if (w < 0) return false;
+        *(enum stem_kind *)(void *)field = (enum stem_kind)w;
+        return true;
     }
     return false;
 }
@@ -658,6 +667,9 @@ size_t config_format(const struct config *cfg, char *buf, size_t size)
             break;
         case KIND_SCHEDULE:
             text_add(&t, "%s\n", schedule_names[*(const enum lr_schedule *)(const void *)field]);
+            break;
+        case KIND_STEM:
+            text_add(&t, "%s\n", stem_names[*(const enum stem_kind *)(const void *)field]);
             break;
         }
     }

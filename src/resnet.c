@@ -197,6 +197,10 @@ static void plan_stem(struct resnet *m, struct arena *a, size_t *max_act)
          * because the stem's backward works inside stem_h (see resnet_backward). */
         const size_t stem_out = (size_t)sc->cout * n * sc->ho * sc->wo;
         m->stem_a = take(a, sizeof(float) * stem_out);
+        if (m->spec.stem_no_pool) { /* the ReLU output is the stem's output */
+            m->stem_h = m->stem_p = take_act(a, stem_out, max_act);
+            return;
+        }
         m->stem_h = take(a, sizeof(float) * stem_out);
         m->stem_p = take_act(a, pooled, max_act);
         m->stem_argmax = take(a, sizeof(int32_t) * pooled);
@@ -313,6 +317,9 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     add_bn(m, &m->stem_bn, "0.1", spec->width);
     maxpool_shape_init(&m->stem_pool, 3, 2, 1, m->stem_conv.shape.ho, m->stem_conv.shape.wo);
     CHECK(!spec->fused_stem || spec->in_channels == 1, "the fused stem needs one input channel");
+    /* The fused stem pools; without the pool the stem runs as separate layers. */
+    if (spec->stem_no_pool) m->spec.fused_stem = false;
+    spec = &m->spec;
     if (spec->fused_stem)
         stem_plan(&m->stem, &m->stem_conv.shape, &m->stem_pool,
                   spec->stem_chunk > 0 ? spec->stem_chunk : stem_chunk_samples(&m->stem_conv.shape),
@@ -322,7 +329,8 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     /* Stages b2..b5: the first block of stages 2-4 halves the size (stride 2). */
     m->nblocks = arch.blocks[0] + arch.blocks[1] + arch.blocks[2] + arch.blocks[3];
     m->blocks = xcalloc((size_t)m->nblocks, sizeof *m->blocks);
-    int h = m->stem_pool.ho, w = m->stem_pool.wo, cin = spec->width, bi = 0;
+    int h = spec->stem_no_pool ? m->stem_conv.shape.ho : m->stem_pool.ho;
+    int w = spec->stem_no_pool ? m->stem_conv.shape.wo : m->stem_pool.wo, cin = spec->width, bi = 0;
     for (int s = 0; s < 4; s++) {
         int cout = (spec->width << s) * (arch.bottleneck ? 4 : 1);
         for (int j = 0; j < arch.blocks[s]; j++, bi++) {
@@ -495,9 +503,12 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
     } else {
         conv_fwd(m, &m->stem_conv, n, m->input, m->stem_a);
         bn_fwd(m, &m->stem_bn, stem_pc, m->stem_a, m->stem_h, train, red);
-        TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU], relu_forward((size_t)sc->cout * stem_pc, m->stem_h));
-        TIMED(m->prof.enabled, m->prof.fwd[PROF_POOL], maxpool_forward(&m->stem_pool, (size_t)sc->cout * n,
-                                                    m->stem_h, m->stem_p, m->stem_argmax));
+        TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU],
+              relu_forward((size_t)sc->cout * stem_pc, m->stem_h));
+        if (!m->spec.stem_no_pool)
+            TIMED(m->prof.enabled, m->prof.fwd[PROF_POOL],
+                  maxpool_forward(&m->stem_pool, (size_t)sc->cout * n, m->stem_h, m->stem_p,
+                                  m->stem_argmax));
     }
 
     for (int i = 0; i < m->nblocks; i++) {
@@ -638,9 +649,12 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
         stem_backward(&m->stem, &sp, n, m->input, m->grad_buf[iy], red, m->bn_work);
         if (m->prof.enabled) m->prof.conv[m->stem_conv.prof].bwd += timer_now() - t0;
     } else {
-        float *dh = m->stem_h;
-        TIMED(m->prof.enabled, m->prof.bwd[PROF_POOL], maxpool_backward(&m->stem_pool, (size_t)sc->cout * n,
-                                                     m->grad_buf[iy], m->stem_argmax, dh));
+        /* Without the pool the gradient at the stem's output is the ReLU's. */
+        float *dh = m->spec.stem_no_pool ? m->grad_buf[iy] : m->stem_h;
+        if (!m->spec.stem_no_pool)
+            TIMED(m->prof.enabled, m->prof.bwd[PROF_POOL],
+                  maxpool_backward(&m->stem_pool, (size_t)sc->cout * n, m->grad_buf[iy],
+                                   m->stem_argmax, dh));
         TIMED(m->prof.enabled, m->prof.bwd[PROF_RELU],
                  batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),
                                      PARAM(m, m->stem_bn.bias), &m->stem_bn.saved, dh));

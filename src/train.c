@@ -90,7 +90,7 @@ void trainer_init(struct trainer *t, const struct config *cfg, const struct comm
         /* Float gradients, summed as floats as in PyTorch DDP, except with micro-shards
          * (grad.h). */
         .float_grads = cfg->shard_size == 0, .ema = cfg->ema_decay > 0, .fused_stem = true,
-        .label_smoothing = cfg->label_smoothing,
+        .label_smoothing = cfg->label_smoothing, .stem_no_pool = cfg->stem == STEM_NOPOOL,
     };
     resnet_init(&t->model, &spec);
     if (comm->rank == 0) resnet_init_params(&t->model, cfg->init, cfg->seed);

@@ -369,7 +369,7 @@ static void test_file_errors(void)
                       (const char *const[]){"[train] lr = \"-1\": expected a number > 0 and <= 100", NULL});
     expect_file_error(7, "[train]\nepochs = 2\n\n\n\n; typo below\nbacth_size = 5\n",
                       (const char *const[]){"unknown key [train] bacth_size (known keys: epochs, batch_size, ",
-                                            "progress, profile, winograd)", NULL});
+                                            "progress, profile, winograd, ema_decay, eval_flip)", NULL});
     expect_file_error(4, "[train]\nepochs = 2\n[trian]\nepochs = 3\n",
                       (const char *const[]){"unknown section [trian] (known sections: data, model, "
                                             "train, dist, checkpoint, metrics)",

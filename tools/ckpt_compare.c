@@ -47,7 +47,7 @@ static int compare_checkpoints(const char *pa, const char *pb, double rtol)
     load(pa, &a);
     load(pb, &b);
     if (a.spec.depth != b.spec.depth || a.spec.width != b.spec.width ||
-        a.spec.num_classes != b.spec.num_classes)
+        a.spec.num_classes != b.spec.num_classes || a.spec.stem_no_pool != b.spec.stem_no_pool)
         FAIL_INPUT("%s and %s hold different architectures", pa, pb);
     if (a.spec.ema != b.spec.ema)
         FAIL_INPUT("%s holds a weight average (/ema) and %s does not", a.spec.ema ? pa : pb,
@@ -104,7 +104,9 @@ static int compare_metrics(const char *pa, const char *pb)
 {
     static const char *columns[] = {"/steps/step", "/steps/epoch", "/steps/loss", "/steps/lr",
                                     "/epochs/epoch", "/epochs/train_loss", "/epochs/train_acc",
-                                    "/epochs/test_loss", "/epochs/test_acc"};
+                                    "/epochs/test_loss", "/epochs/test_acc",
+                                    "/epochs/test_acc_flip", "/epochs/ema_test_loss",
+                                    "/epochs/ema_test_acc", "/epochs/ema_test_acc_flip"};
     hid_t fa = H5Fopen(pa, H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(pb, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (fa < 0 || fb < 0) FAIL_INPUT("cannot open %s", fa < 0 ? pa : pb);
     int bad = 0;

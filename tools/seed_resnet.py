@@ -27,10 +27,12 @@ def resnet_block(input_channels, num_channels, num_residuals, first_block=False)
     return [Residual(input_channels, num_channels, use_1x1conv=True, strides=2) if i == 0 and not first_block
             else Residual(num_channels, num_channels) for i in range(num_residuals)]
 
-def make_net(width=64, num_classes=10):
-    """The seed's net; the defaults are d2l's exactly ([model] width scales the channels)."""
+def make_net(width=64, num_classes=10, stem="d2l"):
+    """The seed's net; the defaults are d2l's exactly ([model] width scales the channels;
+    [model] stem = nopool leaves out the stem's max-pool, which keeps every key)."""
+    pool = [nn.MaxPool2d(kernel_size=3, stride=2, padding=1)] if stem == "d2l" else []
     b1 = nn.Sequential(nn.Conv2d(1, width, kernel_size=7, stride=2, padding=3), nn.BatchNorm2d(width),
-                       nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+                       nn.ReLU(), *pool)
     b2 = nn.Sequential(*resnet_block(width, width, 2, first_block=True))
     b3 = nn.Sequential(*resnet_block(width, 2 * width, 2))
     b4 = nn.Sequential(*resnet_block(2 * width, 4 * width, 2))

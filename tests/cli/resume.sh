@@ -2,6 +2,9 @@
 #  - stopped mid-epoch (max_steps) and at an epoch boundary, then resumed: the final
 #    checkpoint and the metrics log equal the uninterrupted run's bit for bit;
 #  - saved by 2 ranks, resumed by 1 (micro-shards make ranks interchangeable);
+#  - with augmentation, label smoothing, one-cycle, flip evaluation and the weight
+#    average on: stopped mid-epoch (on 2 ranks, resumed on 1; on 1), equal to the
+#    uninterrupted run, the average included (and the metrics on one rank);
 #  - SIGUSR1 mid-run: exit code 4, a checkpoint, and a bit-exact resume;
 #  - corrupt or unfitting checkpoints: clear errors, auto falls back to the previous one.
 source "$(dirname "$0")/lib.bash"
@@ -33,6 +36,25 @@ done
 "${MPI[@]}" 2 "$BIN" "${RUN[@]}" checkpoint.dir="$TMP/ranks" train.max_steps=15 > /dev/null
 "$BIN" "${RUN[@]}" checkpoint.dir="$TMP/ranks" checkpoint.resume=auto > /dev/null
 check "saved by 2 ranks, resumed by 1" "$CMP" "$(final "$TMP/full")" "$(final "$TMP/ranks")"
+
+# The recipe options on: augmentation drawn from (seed, epoch, sample), the average in
+# the checkpoint.
+RECIPE=("${RUN[@]}" data.augment_crop=2 data.augment_flip=true data.augment_erase=0.5
+        train.label_smoothing=0.1 train.schedule=onecycle train.nesterov=true
+        train.ema_decay=0.9 train.eval_flip=true)
+"$BIN" "${RECIPE[@]}" checkpoint.dir="$TMP/recipe" > /dev/null
+"${MPI[@]}" 2 "$BIN" "${RECIPE[@]}" checkpoint.dir="$TMP/recipe2" train.max_steps=13 > /dev/null
+"$BIN" "${RECIPE[@]}" checkpoint.dir="$TMP/recipe2" checkpoint.resume=auto > /dev/null
+check "augmentation and average on, stopped at step 13 on 2 ranks, resumed on 1" \
+  "$CMP" "$(final "$TMP/recipe")" "$(final "$TMP/recipe2")"
+"$BIN" "${RECIPE[@]}" checkpoint.dir="$TMP/recipe1" train.max_steps=17 > /dev/null
+"$BIN" "${RECIPE[@]}" checkpoint.dir="$TMP/recipe1" checkpoint.resume=auto > /dev/null
+check "augmentation and average on, stopped at step 17, resumed" \
+  "$CMP" "$(final "$TMP/recipe")" "$(final "$TMP/recipe1")"
+check "augmentation and average on: metrics" "$CMP" --metrics "$TMP/recipe/metrics.h5" "$TMP/recipe1/metrics.h5"
+listing=$(h5dump -n "$(final "$TMP/recipe")" 2>&1)
+if grep -q "/ema/7.weight" <<< "$listing"; then echo "ok: the checkpoint holds the average as /ema"
+else echo "FAIL: no /ema/7.weight in the checkpoint"; FAILS=$((FAILS+1)); fi
 
 # Preemption: SIGUSR1 to one rank of a 2-rank run; all ranks stop at the next step.
 SLOW=("${RUN[@]}" data.train_limit=30000)
