@@ -65,6 +65,7 @@ struct config {
     bool profile;         /* per-layer time table after every epoch (rank 0) */
     bool winograd;        /* 3x3 stride-1 convolutions by Winograd where it pays */
     double ema_decay;     /* exponential moving average of the weights; 0 = none */
+    int eval_every_epochs; /* evaluate every this many epochs, and after the last */
     bool eval_flip;       /* evaluation also with horizontal-flip test-time augmentation */
 
     /* [dist] */

@@ -297,9 +297,12 @@ static void finish_epoch(struct run *r, int64_t epoch, int64_t steps, double ima
     struct trainer *t = &r->t;
     double train_seconds = timer_now() - epoch_start;
     comm_allreduce_max_double(&train_seconds, 1);
-    const struct eval_sums ev = trainer_evaluate(t, false);
-    struct eval_sums avg = {(double)NAN, (double)NAN, (double)NAN, 1.0};
-    if (t->model.ema) avg = trainer_evaluate(t, true);
+    /* Evaluation every eval_every_epochs epochs and after the last; NaN in between. */
+    const bool evaluate =
+        (epoch + 1) % r->cfg->eval_every_epochs == 0 || epoch + 1 == r->cfg->epochs;
+    const struct eval_sums none = {(double)NAN, (double)NAN, (double)NAN, 1.0};
+    const struct eval_sums ev = evaluate ? trainer_evaluate(t, false) : none;
+    const struct eval_sums avg = evaluate && t->model.ema ? trainer_evaluate(t, true) : none;
     const double flip = r->cfg->eval_flip ? 1.0 : (double)NAN;
     const double epoch_seconds = timer_now() - epoch_start;
     if (r->leader) {
@@ -316,8 +319,9 @@ static void finish_epoch(struct run *r, int64_t epoch, int64_t steps, double ima
         log_or_fail(metrics_append_epoch(r->log, &rec, err, sizeof err), err);
         printf("epoch %lld/%d  train loss %.4f  train acc %.4f", (long long)epoch + 1,
                r->cfg->epochs, rec.train_loss, rec.train_acc);
-        print_test("test", rec.test_loss, rec.test_acc, rec.test_acc_flip);
-        if (t->model.ema) print_test("ema test", rec.ema_test_loss, rec.ema_test_acc, rec.ema_test_acc_flip);
+        if (evaluate) print_test("test", rec.test_loss, rec.test_acc, rec.test_acc_flip);
+        if (evaluate && t->model.ema)
+            print_test("ema test", rec.ema_test_loss, rec.ema_test_acc, rec.ema_test_acc_flip);
         printf("  %.1f img/s  %.1f s\n", rec.images_per_second, epoch_seconds);
     }
     report_times(r, steps, epoch_seconds - train_seconds);
