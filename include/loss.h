@@ -17,4 +17,7 @@
 double softmax_xent(int n, int classes, const float *logits, const int32_t *labels,
                     double smoothing, float scale, float *dlogits, int64_t *correct);
 
+/* The class of the largest of classes logits z (the first of equal ones, as argmax). */
+int logits_argmax(const float *z, int classes);
+
 #endif

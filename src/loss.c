@@ -15,9 +15,7 @@ double softmax_xent(int n, int classes, const float *logits, const int32_t *labe
     int64_t right = 0;
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * classes;
-        int best = 0;
-        for (int c = 1; c < classes; c++)
-            if (z[c] > z[best]) best = c;
+        const int best = logits_argmax(z, classes);
         right += best == labels[i];
         double zmax = z[best], sum = 0.0, zsum = 0.0;
         for (int c = 0; c < classes; c++) {
@@ -40,4 +38,12 @@ double softmax_xent(int n, int classes, const float *logits, const int32_t *labe
     }
     if (correct) *correct += right;
     return total;
+}
+
+int logits_argmax(const float *z, int classes)
+{
+    int best = 0;
+    for (int c = 1; c < classes; c++)
+        if (z[c] > z[best]) best = c;
+    return best;
 }

@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "gemm.h"
+#include "loss.h"
 #include "timer.h"
 
 static volatile sig_atomic_t stop_signal;
@@ -221,13 +222,8 @@ static void flip_images(float *images, int n, int h, int w)
 static int64_t count_correct(const float *logits, int n, int classes, const int32_t *labels)
 {
     int64_t correct = 0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * classes;
-        int best = 0;
-        for (int c = 1; c < classes; c++)
-            if (z[c] > z[best]) best = c;
-        correct += best == labels[i];
-    }
+    for (int i = 0; i < n; i++)
+        correct += logits_argmax(logits + (size_t)i * classes, classes) == labels[i];
     return correct;
 }
 
