@@ -41,13 +41,14 @@ struct grad_arena {
     size_t n;
     double *d; /* exactly one of d and f is set */
     float *f;
-    bool lent; /* f belongs to whoever lent it (grad_arena_lend) */
+    bool lent; /* the values belong to whoever lent them (grad_arena_lend) */
 };
 
 /* n zeroed values, double or float. */
 void grad_arena_init(struct grad_arena *a, size_t n, bool doubles);
-/* A float arena's values move into `storage` (n zeroed floats that outlive the arena). */
-void grad_arena_lend(struct grad_arena *a, float *storage);
+/* The arena's values move into `storage` (n zeroed values of the arena's type that
+ * outlive the arena). */
+void grad_arena_lend(struct grad_arena *a, void *storage);
 void grad_arena_zero(struct grad_arena *a);
 /* The view of the values from `offset` on. */
 static inline struct grad grad_arena_at(const struct grad_arena *a, size_t offset)

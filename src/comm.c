@@ -108,6 +108,8 @@ void comm_init(int *argc, char ***argv, struct comm_info *info)
     MPI_Comm_rank(node, &info->local_rank);
     MPI_Comm_size(node, &info->local_world);
     MPI_Comm_free(&node);
+    int leader = info->local_rank == 0;
+    MPI_Allreduce(&leader, &info->nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
 
     if (info->world > 1) {
         error_set_abort_hook(abort_all);
@@ -214,7 +216,8 @@ struct node_sum {
     MPI_Comm cross;  /* same local rank on every node, or MPI_COMM_NULL (one node) */
     MPI_Win win;
     int local, local_n;
-    float **arrays;  /* (local_n) every local rank's gradients, mapped here */
+    bool doubles;    /* the arena's values: double (micro-shards) or float */
+    void **arrays;   /* (local_n) every local rank's gradients, mapped here */
     size_t lo, hi;   /* this rank's slice */
 };
 
@@ -237,10 +240,10 @@ static int backing_has_room(double bytes)
     return (double)fs.f_bavail * (double)fs.f_frsize > 1.25 * bytes;
 }
 
-/* Collective over all ranks: the shared window (this rank's n zeroed floats in
- * *floats), or NULL where it does not apply (one rank per node, nodes of different
- * sizes, no room), which every rank agrees on. */
-static struct node_sum *node_sum_create(size_t n, float **floats)
+/* Collective over all ranks: the shared window (this rank's n zeroed values, double
+ * or float, in *values), or NULL where it does not apply (one rank per node, nodes of
+ * different sizes, no room), which every rank agrees on. */
+static struct node_sum *node_sum_create(size_t n, bool doubles, void **values)
 {
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, comm_rank, MPI_INFO_NULL, &node);
@@ -256,7 +259,8 @@ static struct node_sum *node_sum_create(size_t n, float **floats)
     MPI_Comm_size(node, &local_n);
     /* Usable only if every node has the same number of ranks, more than one, and room
      * for its arrays: min and max of local_n, and min of "room", over all ranks. */
-    const size_t bytes = (n ? n : 1) * sizeof(float);
+    const size_t value_bytes = doubles ? sizeof(double) : sizeof(float);
+    const size_t bytes = (n ? n : 1) * value_bytes;
     int mine[3] = {local_n, -local_n, backing_has_room((double)bytes * local_n)}, all[3];
     MPI_Allreduce(mine, all, 3, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (all[0] != -all[1] || all[0] < 2 || !all[2]) {
@@ -267,13 +271,14 @@ static struct node_sum *node_sum_create(size_t n, float **floats)
     ns->node = node;
     ns->local = local;
     ns->local_n = local_n;
+    ns->doubles = doubles;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each segment on its own pages */
-    MPI_Win_allocate_shared((MPI_Aint)bytes, sizeof(float), info, node, floats, &ns->win);
+    MPI_Win_allocate_shared((MPI_Aint)bytes, (int)value_bytes, info, node, values, &ns->win);
     MPI_Info_free(&info);
     MPI_Win_lock_all(MPI_MODE_NOCHECK, ns->win); /* for MPI_Win_sync */
-    memset(*floats, 0, bytes);
+    memset(*values, 0, bytes);
     ns->arrays = xcalloc((size_t)local_n, sizeof *ns->arrays);
     for (int r = 0; r < local_n; r++) {
         MPI_Aint size;
@@ -281,8 +286,9 @@ static struct node_sum *node_sum_create(size_t n, float **floats)
         MPI_Win_shared_query(ns->win, r, &size, &unit, &ns->arrays[r]);
     }
     /* Slice edges on 64-byte lines, so no two ranks write one cache line. */
-    ns->lo = (n * (size_t)local / (size_t)local_n) & ~(size_t)15;
-    ns->hi = local + 1 == local_n ? n : (n * (size_t)(local + 1) / (size_t)local_n) & ~(size_t)15;
+    const size_t line = 64 / value_bytes - 1;
+    ns->lo = (n * (size_t)local / (size_t)local_n) & ~line;
+    ns->hi = local + 1 == local_n ? n : (n * (size_t)(local + 1) / (size_t)local_n) & ~line;
     ns->cross = MPI_COMM_NULL;
     if (comm_world_size > local_n)
         MPI_Comm_split(MPI_COMM_WORLD, local, comm_rank, &ns->cross);
@@ -297,38 +303,53 @@ static void node_fence(struct node_sum *ns)
     MPI_Win_sync(ns->win);
 }
 
+/* Sums of the slice [lo, hi) of the L arrays a[] in local rank order, so every
+ * rank's copy has the same bits, into a[own], and into every other array too when
+ * `all` (one node). Each rank reads and writes only its own slice of every array.
+ * One definition for both value types. */
+#define DEFINE_SLICE_SUM(name, T)                                                          \
+    static void name(T *const *a, int L, int own, size_t lo, size_t hi, int all)         \
+    {                                                                                      \
+        enum { BLOCK = 2048 };                                                             \
+        _Pragma("omp parallel for schedule(static)") for (size_t b = lo; b < hi; b += BLOCK) \
+        {                                                                                  \
+            const size_t e = b + BLOCK < hi ? b + BLOCK : hi;                              \
+            T sum[BLOCK];                                                                  \
+            for (size_t i = b; i < e; i++) sum[i - b] = a[0][i];                           \
+            for (int r = 1; r < L; r++)                                                    \
+                for (size_t i = b; i < e; i++) sum[i - b] += a[r][i];                      \
+            for (int r = 0; r < L; r++)                                                    \
+                if (r == own || all)                                                       \
+                    for (size_t i = b; i < e; i++) a[r][i] = sum[i - b];                   \
+        }                                                                                  \
+    }
+DEFINE_SLICE_SUM(slice_sum_floats, float)
+DEFINE_SLICE_SUM(slice_sum_doubles, double)
+
 /* All arrays on this node (and, through cross, on every node) end up holding the sum. */
 static void node_sum_run(struct node_sum *ns)
 {
     guard_enter("MPI_Barrier (gradients in shared memory)");
     node_fence(ns);
-    float *const *a = ns->arrays;
-    const int L = ns->local_n;
-    float *own = a[ns->local];
-    enum { BLOCK = 2048 };
-    /* Sums in local rank order, so every rank's copy has the same bits. Each rank
-     * reads and writes only its own slice of every array. */
-#pragma omp parallel for schedule(static)
-    for (size_t b = ns->lo; b < ns->hi; b += BLOCK) {
-        const size_t e = b + BLOCK < ns->hi ? b + BLOCK : ns->hi;
-        float sum[BLOCK];
-        for (size_t i = b; i < e; i++) sum[i - b] = a[0][i];
-        for (int r = 1; r < L; r++)
-            for (size_t i = b; i < e; i++) sum[i - b] += a[r][i];
-        for (size_t i = b; i < e; i++) own[i] = sum[i - b];
-        if (ns->cross != MPI_COMM_NULL) continue; /* the others get it after the allreduce */
-        for (int r = 0; r < L; r++)
-            if (r != ns->local)
-                for (size_t i = b; i < e; i++) a[r][i] = sum[i - b];
-    }
-    if (ns->cross != MPI_COMM_NULL) {
+    const int one_node = ns->cross == MPI_COMM_NULL;
+    if (ns->doubles)
+        slice_sum_doubles((double *const *)ns->arrays, ns->local_n, ns->local, ns->lo, ns->hi, one_node);
+    else
+        slice_sum_floats((float *const *)ns->arrays, ns->local_n, ns->local, ns->lo, ns->hi, one_node);
+    if (!one_node) {
+        /* The node's sum of this slice, summed with the same slice of every node. */
         guard_enter("MPI_Allreduce (gradients across nodes)");
-        for (size_t off = ns->lo; off < ns->hi; off += CHUNK) {
-            const size_t len = ns->hi - off < CHUNK ? ns->hi - off : CHUNK;
-            MPI_Allreduce(MPI_IN_PLACE, own + off, (int)len, MPI_FLOAT, MPI_SUM, ns->cross);
+        const size_t value_bytes = ns->doubles ? sizeof(double) : sizeof(float);
+        char *own = (char *)ns->arrays[ns->local] + ns->lo * value_bytes;
+        for (size_t off = 0; off < ns->hi - ns->lo; off += CHUNK) {
+            const size_t len = ns->hi - ns->lo - off < CHUNK ? ns->hi - ns->lo - off : CHUNK;
+            MPI_Allreduce(MPI_IN_PLACE, own + off * value_bytes, (int)len,
+                          ns->doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, ns->cross);
         }
-        for (int r = 0; r < L; r++)
-            if (r != ns->local) memcpy(a[r] + ns->lo, own + ns->lo, (ns->hi - ns->lo) * sizeof(float));
+        for (int r = 0; r < ns->local_n; r++)
+            if (r != ns->local)
+                memcpy((char *)ns->arrays[r] + ns->lo * value_bytes, own,
+                       (ns->hi - ns->lo) * value_bytes);
         guard_enter("MPI_Barrier (gradients in shared memory)");
     }
     node_fence(ns);
@@ -352,8 +373,8 @@ struct grad_sync *grad_sync_create(struct grad_arena *grads, double bucket_mb, i
     struct grad_sync *gs = xcalloc(1, sizeof *gs);
     const size_t n = grads->n;
     gs->grads = grads;
-    float *window = NULL;
-    if (grads->f && shared_memory && comm_world_size > 1) gs->node = node_sum_create(n, &window);
+    void *window = NULL;
+    if (shared_memory && comm_world_size > 1) gs->node = node_sum_create(n, grads->d != NULL, &window);
     if (gs->node) grad_arena_lend(grads, window);
     gs->n = n;
     gs->overlap = overlap;

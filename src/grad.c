@@ -29,11 +29,16 @@ void grad_arena_init(struct grad_arena *a, size_t n, bool doubles)
         a->f = xcalloc(n ? n : 1, sizeof *a->f);
 }
 
-void grad_arena_lend(struct grad_arena *a, float *storage)
+void grad_arena_lend(struct grad_arena *a, void *storage)
 {
-    CHECK(a->f && storage, "only a float gradient arena can take lent storage");
-    if (!a->lent) free(a->f);
-    a->f = storage;
+    CHECK(storage != NULL, "no storage to lend the gradient arena");
+    if (a->d) {
+        if (!a->lent) free(a->d);
+        a->d = storage;
+    } else {
+        if (!a->lent) free(a->f);
+        a->f = storage;
+    }
     a->lent = true;
 }
 
@@ -47,7 +52,9 @@ void grad_arena_zero(struct grad_arena *a)
 
 void grad_arena_free(struct grad_arena *a)
 {
-    free(a->d);
-    if (!a->lent) free(a->f);
+    if (!a->lent) {
+        free(a->d);
+        free(a->f);
+    }
     memset(a, 0, sizeof *a);
 }

@@ -154,7 +154,10 @@ int main(int argc, char **argv)
             static char resize[32];
             snprintf(resize, sizeof resize, "data.resize=%s", argv[++i]);
             overrides[nover++] = resize;
-        } else if (strcmp(argv[i], "--global-norm") == 0) global = true;
+        } else if (strcmp(argv[i], "--node-size") == 0 && i + 1 < argc)
+            /* Pretend nodes of k ranks: the hierarchical sum on one machine (comm.c). */
+            setenv("RESNET_DDP_NODE_SIZE", argv[++i], 1);
+        else if (strcmp(argv[i], "--global-norm") == 0) global = true;
         else if (strcmp(argv[i], "--exact") == 0) exact = true;
         else if (strcmp(argv[i], "--full") == 0) continue;
         else if (nover < 40) overrides[nover++] = argv[i];
