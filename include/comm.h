@@ -15,6 +15,7 @@
 struct comm_info {
     int rank, world;
     int local_rank, local_world; /* ranks on this node */
+    int nodes;                   /* nodes (shared-memory domains) in the job */
 };
 
 void comm_init(int *argc, char ***argv, struct comm_info *info);

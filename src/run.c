@@ -192,14 +192,20 @@ static void print_banner(const struct run *r, const char *metrics_path)
            t->image_size, (double)t->model.arena.size / 1048576.0, t->model.spec.max_batch,
            (double)t->model.param_floats *
                (2 * sizeof(float) + grad_arena_value_bytes(&t->model.grads)) / 1048576.0);
-    printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); global batch "
-           "%d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s, summed by %s\n",
+    printf("# data %lld training / %lld test images; %d rank(s) x %d thread(s); %d node(s); "
+           "global batch %d, %lld steps per epoch; sync BN %s; %d gradient bucket(s), overlap %s, "
+           "summed by %s\n",
            (long long)t->train_set.count, (long long)t->test_set.count, t->comm.world, t->threads,
+           t->comm.nodes,
            t->global_batch, (long long)t->steps_per_epoch, cfg->sync_bn ? "on" : "off",
            grad_sync_buckets(t->grad_sync), grad_sync_overlaps(t->grad_sync) ? "on" : "off",
            t->comm.world > 1 ? grad_sync_method(t->grad_sync) : "none (one rank)");
     printf("# BLAS: %s\n", blas_kernel_description());
-    printf("# checkpoints in %s, metrics in %s\n", cfg->checkpoint_dir, metrics_path);
+    /* Rank 0 alone writes them: say where it runs, for multi-node jobs. */
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    printf("# checkpoints in %s (written by rank 0, on host %s), metrics in %s\n",
+           cfg->checkpoint_dir, host, metrics_path);
     fflush(stdout);
 }
 
