@@ -34,9 +34,26 @@ nodes_cap() {
     nodes_fail "tc tbf rate $2 on $1 failed"
 }
 
+# Namespaces and bridges left by a run that was killed (SIGKILL leaves no trap to
+# run): those whose creator, named by the pid in their names, is gone.
+nodes_reap_stale() {
+  local name pid
+  for name in $(ip netns list 2> /dev/null | awk '{print $1}' | grep -E '^rdn[0-9]+-' || true); do
+    pid=${name#rdn}
+    pid=${pid%%-*}
+    kill -0 "$pid" 2> /dev/null || ip netns del "$name" 2> /dev/null || true
+  done
+  for name in $(ip -o link show type bridge 2> /dev/null | awk -F': ' '{print $2}' | grep -E '^rdn[0-9]+-br$' || true); do
+    pid=${name#rdn}
+    pid=${pid%-br}
+    kill -0 "$pid" 2> /dev/null || ip link del "$name" 2> /dev/null || true
+  done
+}
+
 nodes_up() {
   local n=$1 rate=$2 i ns
   NODES_DIR=$3
+  nodes_reap_stale
   nodes_pick_net || return 1
   ip link add "$NODES_TAG-br" type bridge || return 1
   NODES_N=$n

@@ -72,6 +72,7 @@ def main():
     ap.add_argument("metrics", nargs="+", help="metrics .h5 file(s)")
     ap.add_argument("-o", "--output", help="PNG to write (default: next to the first .h5)")
     ap.add_argument("--minutes", action="store_true", help="accuracy against wall-clock minutes")
+    ap.add_argument("--title", help="the figure's title (default: the files' names)")
     ap.add_argument("--ylim", type=float, nargs=2, metavar=("LOW", "HIGH"),
                     help="the accuracy axis' range (e.g. 0.85 1.0)")
     ap.add_argument("--reference", metavar="LABEL:LOSS,TRAIN_ACC,TEST_ACC", action="append",
@@ -97,7 +98,7 @@ def main():
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(", ".join(os.path.basename(p) for p in args.metrics[:3]))
+    fig.suptitle(args.title or ", ".join(os.path.basename(p) for p in args.metrics[:3]))
     out = args.output or os.path.splitext(args.metrics[0])[0] + ".png"
     fig.savefig(out, dpi=120, bbox_inches="tight")
     print(out)

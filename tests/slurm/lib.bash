@@ -206,3 +206,10 @@ same_as_ref() {
     fail "$2: final checkpoint differs from the reference run's"; sed 's/^/    /' "$T/cmp.out"
   fi
 }
+
+# report TIMINGS...: the cases' times, then the verdict (exit 1 on any failure).
+report() {
+  echo "timings (s): $*  total $SECONDS"
+  if [ "$FAILS" -ne 0 ]; then echo "$FAILS check(s) failed, $PASSES passed"; exit 1; fi
+  echo "all $PASSES checks passed"
+}

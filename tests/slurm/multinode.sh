@@ -160,8 +160,8 @@ if wait_epoch "$JE" 1 3; then
   msg=$(grep -m 1 'resnet_ddp: error: \[rank [0-9]*\] stuck' "$OUT" || true)
   msg_after=$((SECONDS - cut))
   # No rank may outlive the guard (on either side of the cut).
-  for _ in $(seq 100); do pgrep -f "$BIN .*runs/linkcut-$JE" > /dev/null || break; sleep 0.2; done
-  ranks_left=$(pgrep -fc "$BIN .*runs/linkcut-$JE" || true)
+  for _ in $(seq 100); do pgrep -f "^$BIN .*runs/linkcut-$JE" > /dev/null || break; sleep 0.2; done
+  ranks_left=$(pgrep -fc "^$BIN .*runs/linkcut-$JE" || true)
   gone_after=$((SECONDS - cut))
   if [ -n "$msg" ] && [ "$msg_after" -le 25 ] && [ "$ranks_left" = 0 ]; then
     ok "(e) link cut: message after $msg_after s, every rank ended after $gone_after s: $msg"
@@ -212,6 +212,4 @@ else
 fi
 TF=$((SECONDS - t0))
 
-echo "timings (s): (a) $TA  (b) $TB  (c) $TC  (d) $TD  (e) $TE  (f) $TF  total $SECONDS"
-if [ "$FAILS" -ne 0 ]; then echo "$FAILS check(s) failed, $PASSES passed"; exit 1; fi
-echo "all $PASSES checks passed"
+report "(a) $TA  (b) $TB  (c) $TC  (d) $TD  (e) $TE  (f) $TF"

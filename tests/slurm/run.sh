@@ -119,6 +119,4 @@ preempt "$JE" && run_to_end "$JE" && {
 }
 TE=$((SECONDS - t0))
 
-echo "timings (s): (a) $TA  (b) $TB  (c) $TC  (d) $TD  (e) $TE  total $SECONDS"
-if [ "$FAILS" -ne 0 ]; then echo "$FAILS check(s) failed, $PASSES passed"; exit 1; fi
-echo "all $PASSES checks passed"
+report "(a) $TA  (b) $TB  (c) $TC  (d) $TD  (e) $TE"
