@@ -182,7 +182,18 @@ if wait_epoch "$JE" 1 3; then
   node_link 2 up
   if [ "$(job_field "$JE" Restarts)" = 1 ]; then
     ok "(e) SLURM requeued the job when n2 stopped answering"
-    # A requeued job waits out its old credential unless given a start time.
+    # n2 back in service first (ReturnToService=2), then the job: a requeued job
+    # waits out its old credential unless given a start time.
+    scontrol update JobId="$JE" StartTime=now+3600 > /dev/null 2>&1 || true
+    wait_idle "$NODES"
+    # ... and the killed run's step daemons gone from n2 (SLURM ends them once n2
+    # answers): a new run of the same job id on n2 fails while they remain.
+    for _ in $(seq 120); do pgrep -f "slurmstepd: \[$JE\." > /dev/null || break; sleep 0.5; done
+    state=$(job_field "$JE" JobState)
+    echo "    n2 back in service $((SECONDS - cut)) s after the cut; job $JE $state ($(job_field "$JE" Reason))"
+    # n2's slurmd, on its return, may still report the killed run's end, which ends
+    # the requeued job: then requeue it again, as its owner would.
+    [ "$state" = PENDING ] || scontrol requeue "$JE" || fail "(e) scontrol requeue $JE failed"
     scontrol update JobId="$JE" StartTime=now > /dev/null 2>&1 || true
     run_to_end "$JE" || true
     if [ "$(job_field "$JE" ExitCode)" = 0:0 ] &&
