@@ -24,12 +24,14 @@ import json
 import math
 
 DEFAULTS = {
-    "R28": 873.4,      # img/s, one 2-core node, 2 ranks x 1 thread, 28x28 (docs/PERFORMANCE.md)
-    "R96": 103.6,      # img/s, one 2-core node, 96x96
-    "beta28": 0.62,    # backward's share of a step's compute
-    "beta96": 0.65,
-    "t_l": 0.030,      # s, shared-memory sum of 44.7 MB on 2 ranks
-    "alpha": 30e-6,    # s, one message's latency on the link
+    # Measured on a 2-core AMD EPYC (Zen 3) VM, OpenBLAS kernel Zen (docs/SCALING.md):
+    "R28": 1149.8,     # img/s of one node, 2 ranks x 1 thread, 28x28 (bench/throughput.sh)
+    "R96": 123.5,      # img/s of one node, 2 ranks x 1 thread, 96x96
+    "beta28": 0.62,    # backward / (forward + backward), from the same runs
+    "beta96": 0.62,
+    "t_l": 0.004,      # s, shared-memory sum of 44.7 MB on 2 ranks (build/grad_sum)
+    # Assumed:
+    "alpha": 30e-6,    # s, one message's latency on a cluster's Ethernet
     "S": 44.7e6,       # bytes of float gradients
     "b": 128,          # images per node per step
     "L": 2,            # ranks per node
