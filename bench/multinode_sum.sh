@@ -28,6 +28,7 @@ done
 [ -x build/grad_sum ] || { echo "multinode_sum.sh: build/grad_sum is missing (build first)" >&2; exit 2; }
 # shellcheck source=tools/netns_nodes.bash
 source tools/netns_nodes.bash
+NODES_SHARED=$PWD   # the source tree and build/ on every node, even under /tmp
 dir=$(mktemp -d /var/tmp/multinode-sum.XXXXXX)
 trap 'nodes_down; rm -rf "$dir"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

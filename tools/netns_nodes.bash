@@ -9,7 +9,9 @@
 #   nodes_rsh_agent FILE  # an "ssh" for Open MPI (plm_rsh_agent) that enters the node
 #   nodes_down            # removes everything nodes_up made (safe to call twice)
 #
-# DIR (outside /tmp, which each node replaces) keeps the holders' pid files.
+# DIR (outside /tmp, which each node replaces) keeps the holders' pid files. Paths
+# under /tmp listed in NODES_SHARED (e.g. a source tree cloned there) stay visible on
+# every node, as a shared file system would keep them.
 
 NODES_N=0
 NODES_DIR=
@@ -73,11 +75,25 @@ nodes_up() {
     fi
     # The holder: its namespaces are the node's.
     nsenter --net="/run/netns/$ns" unshare --uts --mount --propagation private \
-      bash -c "hostname n$i && mount -t tmpfs -o size=2g tmpfs /tmp && echo \$\$ > '$NODES_DIR/node$i.pid' && exec sleep infinity" \
-      < /dev/null > /dev/null 2>&1 &
+      bash -c "$(nodes_holder_script "$i")" < /dev/null > /dev/null 2>&1 &
     for _ in $(seq 50); do [ -s "$NODES_DIR/node$i.pid" ] && break; sleep 0.1; done
     [ -s "$NODES_DIR/node$i.pid" ] || { nodes_fail "node n$i did not start"; return 1; }
   done
+}
+
+# The shell that makes node I's hostname and /tmp, then sleeps holding them: the
+# host's /tmp stays reachable under DIR/host-tmp-I for the NODES_SHARED binds.
+nodes_holder_script() {
+  local i=$1 keep p binds=""
+  keep=$NODES_DIR/host-tmp-$i
+  for p in ${NODES_SHARED:-}; do
+    case $p in
+      /tmp/?*) binds+=" && mkdir -p '$p' && mount --bind '$keep/${p#/tmp/}' '$p'" ;;
+    esac
+  done
+  mkdir -p "$keep"
+  echo "hostname n$i && mount --bind /tmp '$keep' && mount -t tmpfs -o size=2g tmpfs /tmp$binds" \
+       "&& echo \$\$ > '$NODES_DIR/node$i.pid' && exec sleep infinity"
 }
 
 node_run() {

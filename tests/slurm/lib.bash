@@ -183,7 +183,7 @@ wait_epoch() {
   fail "job $1: no epoch $2 logged after 300 s"; show_out "$1"; return 1
 }
 # final_ckpt J: the newest checkpoint in the job's run directory.
-final_ckpt() { find "$T/runs/$(job_field "$1" JobName)-$1" -name 'ckpt-*.h5' | sort | tail -n 1; }
+final_ckpt() { { find "$T/runs/$(job_field "$1" JobName)-$1" -name 'ckpt-*.h5' 2> /dev/null || true; } | sort | tail -n 1; }
 # resumed_equal J WHAT: stopped by a signal, requeued once, resumed, equal to $REF.
 resumed_equal() {
   local j=$1 what=$2 out

@@ -40,6 +40,8 @@ CLEANUP_HOOK=nodes_down
 ip netns add "$NODES_TAG-probe" 2> /dev/null || skip "cannot make network namespaces (ip netns add)"
 ip netns del "$NODES_TAG-probe"
 slurm_tmpdir
+# The program, the tools and the source tree on every node (a fresh clone may be in /tmp).
+NODES_SHARED="$SRC $(dirname "$BIN") $(dirname "$CMP")"
 nodes_up "$NODES" "$RATE" "$T" || cluster_fail "could not make $NODES nodes"
 NET=$NODES_NET
 start_munge
