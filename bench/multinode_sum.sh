@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Time grad_sync's sum of ResNet-18's gradients (44.7 MB of floats) across nodes made
 # of network namespaces (tools/netns_nodes.bash) joined by tbf-capped links: every
-# way the program sums (hierarchical: shared memory per node + slices across nodes;
-# flat: MPI_Allreduce or overlapped MPI_Iallreduce over all ranks), for each node
+# way the program sums (hierarchical: shared memory per node + slices across nodes,
+# after backward or bucket by bucket during it; flat: MPI_Allreduce or overlapped
+# MPI_Iallreduce over all ranks), for each node
 # count and link rate, beside the ring model 2(N-1)/N x S / B for the bytes that
 # cross one node's link. Root only.
 #
@@ -43,8 +44,9 @@ for n in $nodes_list; do
     : > "$dir/hosts"
     for i in $(seq "$n"); do echo "n$i slots=$per_node" >> "$dir/hosts"; done
     ranks=$((n * per_node))
-    for mode in "hierarchical:--shared-memory 1 --overlap 0" "flat:--shared-memory 0 --overlap 0" \
-                "flat overlapped:--shared-memory 0 --overlap 1"; do
+    for mode in "hierarchical:--shared-memory 1 --overlap 0" \
+                "hierarchical overlapped:--shared-memory 1 --overlap 1" \
+                "flat:--shared-memory 0 --overlap 0" "flat overlapped:--shared-memory 0 --overlap 1"; do
       name=${mode%%:*}
       # shellcheck disable=SC2086  # the mode's options, one per word
       line=$(node_run 1 env OMPI_MCA_plm_rsh_agent="$dir/nsrsh" mpirun --oversubscribe --bind-to none \

@@ -41,10 +41,12 @@ struct reducer comm_world_reducer(double *seconds);
  * grad_sync_finish starts what is left and waits, so after it every rank holds the
  * SUM of all ranks' gradients, in place. With overlap off, finish does one blocking
  * MPI_Allreduce per bucket instead. A double arena (micro-shards) is summed as
- * doubles. A float arena, with shared_memory and the same number (> 1) of ranks on
- * every node, is lent the node's MPI-3 shared window, and grad_sync_finish sums it
- * with all local ranks together, each taking a slice (plus an allreduce of that slice
- * across nodes); otherwise MPI as for doubles. */
+ * doubles. With shared_memory and the same number (> 1) of ranks on every node, the
+ * arena (float or double) is lent the node's MPI-3 shared window and the node's
+ * ranks sum it together, each taking a slice: on one node after backward; across
+ * nodes, with overlap, bucket by bucket as the node's ranks are all done with it (an
+ * MPI_Ibarrier, the slice sum, an MPI_Iallreduce of the slice with the other nodes),
+ * else after backward with one MPI_Allreduce of the slice. */
 struct grad_sync;
 
 struct grad_sync *grad_sync_create(struct grad_arena *grads, double bucket_mb, int overlap,
@@ -54,10 +56,11 @@ void grad_sync_ready(void *gs, size_t ready_floats); /* matches grad_ready_hook 
 /* Returns seconds spent waiting. */
 double grad_sync_finish(struct grad_sync *gs);
 int grad_sync_buckets(const struct grad_sync *gs);
-/* Whether sums start during backward (overlap on, and not summed in shared memory). */
+/* Whether sums start during backward (overlap on, and not summed in the shared memory
+ * of a single node). */
 int grad_sync_overlaps(const struct grad_sync *gs);
 /* How the sums are made, for the start-up line: "MPI_Iallreduce", "MPI_Allreduce",
- * "shared memory" or "shared memory + MPI_Allreduce across nodes". */
+ * "shared memory", or "shared memory + MPI_Iallreduce (or MPI_Allreduce) across nodes". */
 const char *grad_sync_method(const struct grad_sync *gs);
 void grad_sync_free(struct grad_sync *gs);
 

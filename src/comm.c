@@ -198,9 +198,14 @@ struct grad_sync {
     int overlap;
     int nbuckets;
     size_t *bounds;        /* (nbuckets + 1) bucket edges in floats */
-    MPI_Request *requests; /* (nbuckets) */
+    MPI_Request *requests; /* (nbuckets) each bucket's allreduce (over all ranks, or of its
+                              slice across nodes) */
+    MPI_Request *barriers; /* (nbuckets) across nodes overlapped: the node's ranks are done
+                              with the bucket */
     int started;           /* buckets [0, started) are in flight or done */
-    struct node_sum *node; /* float sums in shared memory, or NULL */
+    int summed;            /* across nodes overlapped: buckets [0, summed) slice-summed */
+    struct node_sum *node; /* sums in shared memory, or NULL */
+    bool node_overlap;     /* the node sum is overlapped with backward bucket by bucket */
 };
 
 /* ---- summing the float gradients in the node's shared memory ----------------------
@@ -217,8 +222,8 @@ struct node_sum {
     MPI_Win win;
     int local, local_n;
     bool doubles;    /* the arena's values: double (micro-shards) or float */
+    size_t value_bytes;
     void **arrays;   /* (local_n) every local rank's gradients, mapped here */
-    size_t lo, hi;   /* this rank's slice */
 };
 
 /* Ranks per "node" for tests: RESNET_DDP_NODE_SIZE=k cuts each real node's ranks into
@@ -272,6 +277,7 @@ static struct node_sum *node_sum_create(size_t n, bool doubles, void **values)
     ns->local = local;
     ns->local_n = local_n;
     ns->doubles = doubles;
+    ns->value_bytes = value_bytes;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each segment on its own pages */
@@ -285,10 +291,6 @@ static struct node_sum *node_sum_create(size_t n, bool doubles, void **values)
         int unit;
         MPI_Win_shared_query(ns->win, r, &size, &unit, &ns->arrays[r]);
     }
-    /* Slice edges on 64-byte lines, so no two ranks write one cache line. */
-    const size_t line = 64 / value_bytes - 1;
-    ns->lo = (n * (size_t)local / (size_t)local_n) & ~line;
-    ns->hi = local + 1 == local_n ? n : (n * (size_t)(local + 1) / (size_t)local_n) & ~line;
     ns->cross = MPI_COMM_NULL;
     if (comm_world_size > local_n)
         MPI_Comm_split(MPI_COMM_WORLD, local, comm_rank, &ns->cross);
@@ -326,30 +328,67 @@ static void node_fence(struct node_sum *ns)
 DEFINE_SLICE_SUM(slice_sum_floats, float)
 DEFINE_SLICE_SUM(slice_sum_doubles, double)
 
-/* All arrays on this node (and, through cross, on every node) end up holding the sum. */
-static void node_sum_run(struct node_sum *ns)
+/* This rank's slice [*lo, *hi) of the values [from, to): edges on 64-byte lines
+ * inside the range, so no two ranks write one cache line of it. */
+static void node_slice(const struct node_sum *ns, size_t from, size_t to, size_t *lo, size_t *hi)
+{
+    const size_t line = 64 / ns->value_bytes - 1, len = to - from;
+    const size_t k = (size_t)ns->local, L = (size_t)ns->local_n;
+    size_t a = (from + len * k / L) & ~line, b = (from + len * (k + 1) / L) & ~line;
+    *lo = k == 0 || a < from ? from : a;
+    *hi = k + 1 == L ? to : b < from ? from : b;
+}
+
+/* The local ranks' sum of this rank's slice of [from, to), into its own array, and
+ * into every local array when `all` (one node). */
+static void node_slice_sum(struct node_sum *ns, size_t from, size_t to, int all)
+{
+    size_t lo, hi;
+    node_slice(ns, from, to, &lo, &hi);
+    if (ns->doubles)
+        slice_sum_doubles((double *const *)ns->arrays, ns->local_n, ns->local, lo, hi, all);
+    else
+        slice_sum_floats((float *const *)ns->arrays, ns->local_n, ns->local, lo, hi, all);
+}
+
+/* This rank's slice of [from, to) in its own array, and a pointer to it. */
+static void *node_own_slice(const struct node_sum *ns, size_t from, size_t to, size_t *len)
+{
+    size_t lo, hi;
+    node_slice(ns, from, to, &lo, &hi);
+    *len = hi - lo;
+    return (char *)ns->arrays[ns->local] + lo * ns->value_bytes;
+}
+
+/* This rank's slice of [from, to), final in its own array, copied into the others. */
+static void node_spread_slice(struct node_sum *ns, size_t from, size_t to)
+{
+    size_t lo, hi;
+    node_slice(ns, from, to, &lo, &hi);
+    for (int r = 0; r < ns->local_n; r++)
+        if (r != ns->local)
+            memcpy((char *)ns->arrays[r] + lo * ns->value_bytes,
+                   (char *)ns->arrays[ns->local] + lo * ns->value_bytes, (hi - lo) * ns->value_bytes);
+}
+
+/* After backward, all n values: all arrays on this node (and, through cross, on
+ * every node) end up holding the sum. */
+static void node_sum_run(struct node_sum *ns, size_t n)
 {
     guard_enter("MPI_Barrier (gradients in shared memory)");
     node_fence(ns);
     const int one_node = ns->cross == MPI_COMM_NULL;
-    if (ns->doubles)
-        slice_sum_doubles((double *const *)ns->arrays, ns->local_n, ns->local, ns->lo, ns->hi, one_node);
-    else
-        slice_sum_floats((float *const *)ns->arrays, ns->local_n, ns->local, ns->lo, ns->hi, one_node);
+    node_slice_sum(ns, 0, n, one_node);
     if (!one_node) {
         /* The node's sum of this slice, summed with the same slice of every node. */
         guard_enter("MPI_Allreduce (gradients across nodes)");
-        const size_t value_bytes = ns->doubles ? sizeof(double) : sizeof(float);
-        char *own = (char *)ns->arrays[ns->local] + ns->lo * value_bytes;
-        for (size_t off = 0; off < ns->hi - ns->lo; off += CHUNK) {
-            const size_t len = ns->hi - ns->lo - off < CHUNK ? ns->hi - ns->lo - off : CHUNK;
-            MPI_Allreduce(MPI_IN_PLACE, own + off * value_bytes, (int)len,
+        size_t len;
+        char *own = node_own_slice(ns, 0, n, &len);
+        for (size_t off = 0; off < len; off += CHUNK)
+            MPI_Allreduce(MPI_IN_PLACE, own + off * ns->value_bytes,
+                          (int)(len - off < CHUNK ? len - off : CHUNK),
                           ns->doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, ns->cross);
-        }
-        for (int r = 0; r < ns->local_n; r++)
-            if (r != ns->local)
-                memcpy((char *)ns->arrays[r] + ns->lo * value_bytes, own,
-                       (ns->hi - ns->lo) * value_bytes);
+        node_spread_slice(ns, 0, n);
         guard_enter("MPI_Barrier (gradients in shared memory)");
     }
     node_fence(ns);
@@ -378,6 +417,10 @@ struct grad_sync *grad_sync_create(struct grad_arena *grads, double bucket_mb, i
     if (gs->node) grad_arena_lend(grads, window);
     gs->n = n;
     gs->overlap = overlap;
+    /* Within one node the shared-memory sum takes a few ms and waits for the end of
+     * backward; across nodes each bucket's slice goes out as soon as every local rank
+     * is done with the bucket (docs/SCALING.md). */
+    gs->node_overlap = overlap && gs->node && gs->node->cross != MPI_COMM_NULL;
     size_t per = (size_t)(bucket_mb * 1024.0 * 1024.0 / sizeof(double));
     if (per < 1024) per = 1024;
     if (per > CHUNK) per = CHUNK;
@@ -385,41 +428,91 @@ struct grad_sync *grad_sync_create(struct grad_arena *grads, double bucket_mb, i
     gs->bounds = xcalloc((size_t)gs->nbuckets + 1, sizeof *gs->bounds);
     for (int b = 0; b <= gs->nbuckets; b++) gs->bounds[b] = (size_t)b * per < n ? (size_t)b * per : n;
     gs->requests = xcalloc((size_t)gs->nbuckets + 1, sizeof *gs->requests);
-    for (int b = 0; b < gs->nbuckets; b++) gs->requests[b] = MPI_REQUEST_NULL;
+    gs->barriers = xcalloc((size_t)gs->nbuckets + 1, sizeof *gs->barriers);
+    for (int b = 0; b < gs->nbuckets; b++) gs->requests[b] = gs->barriers[b] = MPI_REQUEST_NULL;
     return gs;
 }
 
-void grad_sync_begin_step(struct grad_sync *gs) { gs->started = 0; }
+void grad_sync_begin_step(struct grad_sync *gs) { gs->started = gs->summed = 0; }
 
 static void start_bucket(struct grad_sync *gs, int b)
 {
     size_t lo = gs->bounds[b], hi = gs->bounds[b + 1];
-    if (gs->grads->f)
+    if (gs->node_overlap) {
+        /* This rank is done with the bucket: tell the node's other ranks. */
+        MPI_Win_sync(gs->node->win);
+        MPI_Ibarrier(gs->node->node, &gs->barriers[b]);
+    } else if (gs->grads->f) {
         MPI_Iallreduce(MPI_IN_PLACE, gs->grads->f + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
                        MPI_COMM_WORLD, &gs->requests[b]);
-    else
+    } else {
         MPI_Iallreduce(MPI_IN_PLACE, gs->grads->d + lo, (int)(hi - lo), MPI_DOUBLE, MPI_SUM,
                        MPI_COMM_WORLD, &gs->requests[b]);
+    }
+}
+
+/* Across nodes overlapped: every started bucket whose node barrier has completed (in
+ * order; waiting for it when `wait`) gets its slice summed over the node's ranks and
+ * that slice's MPI_Iallreduce with the other nodes started. */
+static void sum_node_buckets(struct grad_sync *gs, int wait)
+{
+    struct node_sum *ns = gs->node;
+    while (gs->summed < gs->started) {
+        const int b = gs->summed;
+        int done = 1;
+        if (wait)
+            MPI_Wait(&gs->barriers[b], MPI_STATUS_IGNORE);
+        else
+            MPI_Test(&gs->barriers[b], &done, MPI_STATUS_IGNORE);
+        if (!done) break;
+        MPI_Win_sync(ns->win);
+        node_slice_sum(ns, gs->bounds[b], gs->bounds[b + 1], 0);
+        size_t len;
+        void *own = node_own_slice(ns, gs->bounds[b], gs->bounds[b + 1], &len);
+        MPI_Iallreduce(MPI_IN_PLACE, own, (int)len, ns->doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM,
+                       ns->cross, &gs->requests[b]);
+        gs->summed++;
+    }
 }
 
 void grad_sync_ready(void *ctx, size_t ready_floats)
 {
     struct grad_sync *gs = ctx;
-    /* Shared-memory sums wait for the end of backward. */
-    if (comm_world_size == 1 || !gs->overlap || gs->node) return;
+    if (comm_world_size == 1 || !grad_sync_overlaps(gs)) return;
     while (gs->started < gs->nbuckets && gs->bounds[gs->started + 1] <= ready_floats)
         start_bucket(gs, gs->started++);
+    if (gs->node_overlap) sum_node_buckets(gs, 0);
     /* Open MPI progresses non-blocking collectives only inside MPI calls. */
+    const int inflight = gs->node_overlap ? gs->summed : gs->started;
     int flag;
-    if (gs->started > 0) MPI_Testall(gs->started, gs->requests, &flag, MPI_STATUSES_IGNORE);
+    if (inflight > 0) MPI_Testall(inflight, gs->requests, &flag, MPI_STATUSES_IGNORE);
+}
+
+/* Across nodes overlapped: the rest of the buckets, then every slice back into the
+ * node's other arrays. */
+static void node_overlap_finish(struct grad_sync *gs)
+{
+    while (gs->started < gs->nbuckets) start_bucket(gs, gs->started++);
+    guard_enter("MPI_Wait (gradient buckets in shared memory)");
+    sum_node_buckets(gs, 1);
+    guard_enter("MPI_Waitall (gradient slices across nodes)");
+    MPI_Waitall(gs->nbuckets, gs->requests, MPI_STATUSES_IGNORE);
+    for (int b = 0; b < gs->nbuckets; b++) node_spread_slice(gs->node, gs->bounds[b], gs->bounds[b + 1]);
+    guard_enter("MPI_Barrier (gradients in shared memory)");
+    node_fence(gs->node);
+    guard_leave();
 }
 
 double grad_sync_finish(struct grad_sync *gs)
 {
     if (comm_world_size == 1) return 0.0;
     double t0 = MPI_Wtime();
+    if (gs->node_overlap) {
+        node_overlap_finish(gs);
+        return MPI_Wtime() - t0;
+    }
     if (gs->node) {
-        node_sum_run(gs->node);
+        node_sum_run(gs->node, gs->n);
         return MPI_Wtime() - t0;
     }
     if (!gs->overlap) {
@@ -441,15 +534,16 @@ double grad_sync_finish(struct grad_sync *gs)
     return MPI_Wtime() - t0;
 }
 
-int grad_sync_overlaps(const struct grad_sync *gs) { return gs->overlap && !gs->node; }
+int grad_sync_overlaps(const struct grad_sync *gs) { return gs->node ? gs->node_overlap : gs->overlap; }
 
 int grad_sync_buckets(const struct grad_sync *gs) { return grad_sync_overlaps(gs) ? gs->nbuckets : 1; }
 
 const char *grad_sync_method(const struct grad_sync *gs)
 {
-    if (gs->node)
-        return gs->node->cross != MPI_COMM_NULL ? "shared memory + MPI_Allreduce across nodes"
-                                                : "shared memory";
+    if (gs->node && gs->node->cross != MPI_COMM_NULL)
+        return gs->node_overlap ? "shared memory + MPI_Iallreduce across nodes"
+                                : "shared memory + MPI_Allreduce across nodes";
+    if (gs->node) return "shared memory";
     return gs->overlap ? "MPI_Iallreduce" : "MPI_Allreduce";
 }
 
@@ -459,6 +553,6 @@ void grad_sync_free(struct grad_sync *gs)
     node_sum_free(gs->node); /* the arena's floats were lent from its window */
     free(gs->bounds);
     free(gs->requests);
+    free(gs->barriers);
     free(gs);
 }
-

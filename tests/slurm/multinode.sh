@@ -92,7 +92,7 @@ OUT=$(out_of "$JA")
 if [ "$(job_field "$JA" ExitCode)" = 0:0 ] && [ -n "$REF" ] &&
    grep -q 'nodes n\[1-2\] tasks 4 ' "$OUT" &&
    grep -q '4 rank(s) x 1 thread(s); 2 node(s);' "$OUT" &&
-   grep -q 'summed by shared memory + MPI_Allreduce across nodes' "$OUT" &&
+   grep -q 'overlap on, summed by shared memory + MPI_Iallreduce across nodes' "$OUT" &&
    grep -q "written by rank 0, on host n1)" "$OUT" && grep -q "# done: $STEPS steps" "$OUT"; then
   ok "(a) 2 nodes x 2 ranks trained to the end, summed in shared memory + across the link; $(basename "$REF") by rank 0 on n1"
 else
