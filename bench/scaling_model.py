@@ -9,8 +9,8 @@ One step on N nodes of L ranks, each node training b images (global batch N*b):
                 (ring allreduce of the slices: the L rings share the node's link)
   sync BN       t_bn = 2 * layers * 2 * ceil(log2(N*L)) * alpha
                 (small allreduces, forward and backward, latency-bound)
-Step time without overlap (today):      T = t_c + t_l + t_x + t_bn
-With the cross-node sum overlapped:     T = t_c + t_l + max(t_x - t_b, t_x / buckets) + t_bn
+Step time, cross-node sum after backward:  T = t_c + t_l + t_x + t_bn
+Overlapped with backward (the default):    T = t_c + t_l + max(t_x - t_b, t_x / buckets) + t_bn
 Scaling efficiency (weak scaling, as Goyal et al.): E(N) = T(1) / T(N), T(1) = t_c + t_l.
 
   python3 bench/scaling_model.py [--json measured.json]
@@ -18,7 +18,9 @@ Scaling efficiency (weak scaling, as Goyal et al.): E(N) = T(1) / T(N), T(1) = t
 Without --json the inputs are the figures docs/SCALING.md gives; every input can be
 set with --set name=value (R28, R96, beta28, beta96, t_l, alpha, S, b, L, layers,
 buckets). --check "N:Gbit:measured_seconds,..." prints t_l + t_x against measured
-sum times (the namespace measurements)."""
+sum times (the namespace measurements); --check-exposed "N:Gbit:backward_s:measured,..."
+prints the overlapped sum's exposed time t_l + max(t_x - t_b, t_x / buckets) against
+the time measured after an emulated backward of backward_s."""
 import argparse
 import json
 import math
@@ -62,6 +64,7 @@ def main():
     ap.add_argument("--json", help="inputs measured elsewhere (same names as --set)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--check", help="N:Gbit:seconds,... measured hierarchical sums")
+    ap.add_argument("--check-exposed", help="N:Gbit:backward_s:seconds,... measured after a backward")
     args = ap.parse_args()
     p = dict(DEFAULTS)
     if args.json:
@@ -74,7 +77,7 @@ def main():
         p[name] = float(value)
     print("inputs: " + ", ".join(f"{k}={v:g}" for k, v in p.items()))
     print()
-    print("| image | link Gbit/s | nodes | global batch | t_c s | t_x s | t_bn s | E today | E overlapped |")
+    print("| image | link Gbit/s | nodes | global batch | t_c s | t_x s | t_bn s | E after backward | E overlapped |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in (28, 96):
         for gbit in (10, 25, 100):
@@ -93,6 +96,16 @@ def main():
             bw = gbit * 1e9 / 8
             model = p["t_l"] + 2 * (n - 1) / n * p["S"] / bw + 2 * (n - 1) * p["alpha"]
             print(f"| {n} | {gbit:g} | {model:.3f} | {measured:.3f} | {measured / model:.2f} |")
+    if args.check_exposed:
+        print()
+        print("| nodes | link Gbit/s | backward s | model exposed s | measured s | measured / model |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        for item in args.check_exposed.split(","):
+            n, gbit, t_b, measured = item.split(":")
+            n, gbit, t_b, measured = int(n), float(gbit), float(t_b), float(measured)
+            t_x = 2 * (n - 1) / n * p["S"] / (gbit * 1e9 / 8) + 2 * (n - 1) * p["alpha"]
+            model = p["t_l"] + max(t_x - t_b, t_x / p["buckets"])
+            print(f"| {n} | {gbit:g} | {t_b:g} | {model:.3f} | {measured:.3f} | {measured / model:.2f} |")
 
 
 if __name__ == "__main__":
