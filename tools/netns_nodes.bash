@@ -36,7 +36,7 @@ nodes_cap() {
     nodes_fail "tc tbf rate $2 on $1 failed"
 }
 
-# Namespaces and bridges left by a run that was killed (SIGKILL leaves no trap to
+# Namespaces, bridges and links left by a run that was killed (SIGKILL leaves no trap to
 # run): those whose creator, named by the pid in their names, is gone.
 nodes_reap_stale() {
   local name pid
@@ -48,6 +48,13 @@ nodes_reap_stale() {
   for name in $(ip -o link show type bridge 2> /dev/null | awk -F': ' '{print $2}' | grep -E '^rdn[0-9]+-br$' || true); do
     pid=${name#rdn}
     pid=${pid%-br}
+    kill -0 "$pid" 2> /dev/null || ip link del "$name" 2> /dev/null || true
+  done
+  # Host ends of veth pairs whose node namespace outlived its holder for a while.
+  for name in $(ip -o link show type veth 2> /dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' |
+                grep -E '^rdn[0-9]+v[0-9]+$' || true); do
+    pid=${name#rdn}
+    pid=${pid%v*}
     kill -0 "$pid" 2> /dev/null || ip link del "$name" 2> /dev/null || true
   done
 }
@@ -117,10 +124,26 @@ EOF
   chmod +x "$1"
 }
 
+# Kills every process but `holder` in holder's network namespace.
+nodes_kill_members() {
+  local holder=$1 ns p
+  ns=$(readlink "/proc/$holder/ns/net" 2> /dev/null) || return 0
+  [ "$ns" != "$(readlink /proc/$$/ns/net)" ] || return 0   # never the machine's own
+  for p in /proc/[0-9]*; do
+    p=${p#/proc/}
+    [ "$p" != "$holder" ] && [ "$(readlink "/proc/$p/ns/net" 2> /dev/null)" = "$ns" ] &&
+      { kill -KILL "$p" 2> /dev/null || true; }
+  done
+  return 0
+}
+
 nodes_down() {
   local i pid
   for i in $(seq "$NODES_N"); do
     pid=$(cat "$NODES_DIR/node$i.pid" 2> /dev/null || true)
+    # Whatever still runs in the node (a step daemon orphaned by a lost link, a rank)
+    # goes with it, then its holder.
+    [ -n "$pid" ] && nodes_kill_members "$pid"
     [ -n "$pid" ] && kill "$pid" 2> /dev/null
     ip netns del "$NODES_TAG-$i" 2> /dev/null
   done
