@@ -146,6 +146,9 @@ nodes_down() {
     [ -n "$pid" ] && nodes_kill_members "$pid"
     [ -n "$pid" ] && kill "$pid" 2> /dev/null
     ip netns del "$NODES_TAG-$i" 2> /dev/null
+    # The pair goes with its host end, even while the kernel still holds the node's
+    # namespace (sockets of a cut link linger).
+    ip link del "${NODES_TAG}v$i" 2> /dev/null || true
   done
   ip link del "$NODES_TAG-br" 2> /dev/null
   NODES_N=0
