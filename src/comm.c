@@ -1,4 +1,4 @@
-/* comm: MPI start-up, collectives and the agreed abort; see comm.h. */
+/* comm: MPI start-up, collectives, the gradient sums and the job-wide abort; see comm.h. */
 #include "comm.h"
 
 #include <limits.h>
@@ -208,7 +208,7 @@ struct grad_sync {
     bool node_overlap;     /* the node sum is overlapped with backward bucket by bucket */
 };
 
-/* ---- summing the float gradients in the node's shared memory ----------------------
+/* ---- summing the gradients in the node's shared memory ----------------------------
  * Open MPI's allreduce between ranks of one machine copies every float through its
  * shared-memory FIFOs and sums it on both ranks. With the gradients of a node's ranks
  * in one MPI-3 shared window each rank instead sums its 1/L slice of all L arrays and
@@ -222,7 +222,6 @@ struct node_sum {
     MPI_Win win;
     int local, local_n;
     bool doubles;    /* the arena's values: double (micro-shards) or float */
-    size_t value_bytes;
     void **arrays;   /* (local_n) every local rank's gradients, mapped here */
 };
 
@@ -277,7 +276,6 @@ static struct node_sum *node_sum_create(size_t n, bool doubles, void **values)
     ns->local = local;
     ns->local_n = local_n;
     ns->doubles = doubles;
-    ns->value_bytes = value_bytes;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true"); /* each segment on its own pages */
@@ -328,11 +326,18 @@ static void node_fence(struct node_sum *ns)
 DEFINE_SLICE_SUM(slice_sum_floats, float)
 DEFINE_SLICE_SUM(slice_sum_doubles, double)
 
+static size_t node_value_bytes(const struct node_sum *ns)
+{
+    return ns->doubles ? sizeof(double) : sizeof(float);
+}
+
+static MPI_Datatype node_mpi_type(const struct node_sum *ns) { return ns->doubles ? MPI_DOUBLE : MPI_FLOAT; }
+
 /* This rank's slice [*lo, *hi) of the values [from, to): edges on 64-byte lines
  * inside the range, so no two ranks write one cache line of it. */
 static void node_slice(const struct node_sum *ns, size_t from, size_t to, size_t *lo, size_t *hi)
 {
-    const size_t line = 64 / ns->value_bytes - 1, len = to - from;
+    const size_t line = 64 / node_value_bytes(ns) - 1, len = to - from;
     const size_t k = (size_t)ns->local, L = (size_t)ns->local_n;
     size_t a = (from + len * k / L) & ~line, b = (from + len * (k + 1) / L) & ~line;
     *lo = k == 0 || a < from ? from : a;
@@ -357,18 +362,19 @@ static void *node_own_slice(const struct node_sum *ns, size_t from, size_t to, s
     size_t lo, hi;
     node_slice(ns, from, to, &lo, &hi);
     *len = hi - lo;
-    return (char *)ns->arrays[ns->local] + lo * ns->value_bytes;
+    return (char *)ns->arrays[ns->local] + lo * node_value_bytes(ns);
 }
 
 /* This rank's slice of [from, to), final in its own array, copied into the others. */
 static void node_spread_slice(struct node_sum *ns, size_t from, size_t to)
 {
+    const size_t bytes = node_value_bytes(ns);
     size_t lo, hi;
     node_slice(ns, from, to, &lo, &hi);
     for (int r = 0; r < ns->local_n; r++)
         if (r != ns->local)
-            memcpy((char *)ns->arrays[r] + lo * ns->value_bytes,
-                   (char *)ns->arrays[ns->local] + lo * ns->value_bytes, (hi - lo) * ns->value_bytes);
+            memcpy((char *)ns->arrays[r] + lo * bytes, (char *)ns->arrays[ns->local] + lo * bytes,
+                   (hi - lo) * bytes);
 }
 
 /* After backward, all n values: all arrays on this node (and, through cross, on
@@ -385,9 +391,9 @@ static void node_sum_run(struct node_sum *ns, size_t n)
         size_t len;
         char *own = node_own_slice(ns, 0, n, &len);
         for (size_t off = 0; off < len; off += CHUNK)
-            MPI_Allreduce(MPI_IN_PLACE, own + off * ns->value_bytes,
-                          (int)(len - off < CHUNK ? len - off : CHUNK),
-                          ns->doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM, ns->cross);
+            MPI_Allreduce(MPI_IN_PLACE, own + off * node_value_bytes(ns),
+                          (int)(len - off < CHUNK ? len - off : CHUNK), node_mpi_type(ns), MPI_SUM,
+                          ns->cross);
         node_spread_slice(ns, 0, n);
         guard_enter("MPI_Barrier (gradients in shared memory)");
     }
@@ -469,8 +475,8 @@ static void sum_node_buckets(struct grad_sync *gs, int wait)
         node_slice_sum(ns, gs->bounds[b], gs->bounds[b + 1], 0);
         size_t len;
         void *own = node_own_slice(ns, gs->bounds[b], gs->bounds[b + 1], &len);
-        MPI_Iallreduce(MPI_IN_PLACE, own, (int)len, ns->doubles ? MPI_DOUBLE : MPI_FLOAT, MPI_SUM,
-                       ns->cross, &gs->requests[b]);
+        MPI_Iallreduce(MPI_IN_PLACE, own, (int)len, node_mpi_type(ns), MPI_SUM, ns->cross,
+                       &gs->requests[b]);
         gs->summed++;
     }
 }
@@ -550,7 +556,7 @@ const char *grad_sync_method(const struct grad_sync *gs)
 void grad_sync_free(struct grad_sync *gs)
 {
     if (!gs) return;
-    node_sum_free(gs->node); /* the arena's floats were lent from its window */
+    node_sum_free(gs->node); /* the arena's values were lent from its window */
     free(gs->bounds);
     free(gs->requests);
     free(gs->barriers);
