@@ -124,16 +124,27 @@ EOF
   chmod +x "$1"
 }
 
-# Kills every process but `holder` in holder's network namespace.
-nodes_kill_members() {
+# The pids (all, or those whose command line matches `pattern`, as pgrep -f) in the
+# network namespace of `holder`, but not holder itself; none for the machine's own.
+nodes_members() { # holder [pattern]
   local holder=$1 ns p
   ns=$(readlink "/proc/$holder/ns/net" 2> /dev/null) || return 0
-  [ "$ns" != "$(readlink /proc/$$/ns/net)" ] || return 0   # never the machine's own
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    [ "$p" != "$holder" ] && [ "$(readlink "/proc/$p/ns/net" 2> /dev/null)" = "$ns" ] &&
-      { kill -KILL "$p" 2> /dev/null || true; }
+  [ "$ns" != "$(readlink /proc/$$/ns/net)" ] || return 0
+  for p in $(if [ -n "${2:-}" ]; then pgrep -f "$2"; else ls /proc | grep -E '^[0-9]+$'; fi); do
+    [ "$p" != "$holder" ] && [ "$(readlink "/proc/$p/ns/net" 2> /dev/null)" = "$ns" ] && echo "$p"
   done
+  return 0
+}
+
+# The pids running on node i whose command line matches `pattern`.
+node_pids() { # i pattern
+  nodes_members "$(cat "$NODES_DIR/node$1.pid")" "$2"
+}
+
+# Kills every process but `holder` in holder's network namespace.
+nodes_kill_members() {
+  local p
+  for p in $(nodes_members "$1"); do kill -KILL "$p" 2> /dev/null || true; done
   return 0
 }
 

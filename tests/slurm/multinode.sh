@@ -184,8 +184,16 @@ if wait_epoch "$JE" 1 3; then
        "$(job_field "$JE" Restarts) restart(s); n2 $(sinfo -h -n n2 -o '%T (%E)')"
   if [ "$(job_field "$JE" Restarts)" = 1 ]; then
     ok "(e) SLURM requeued the job when n2 stopped answering"
-    # It reruns on the nodes left (n1 and n3); a requeued job waits out its old
+    # It reruns on the nodes left (n1 and n3), once the killed run's step daemons
+    # there are gone (slurmd fails the launch of a job whose old steps still run;
+    # n2's cannot be told while its link is down); a requeued job waits out its old
     # credential unless given a start time.
+    for _ in $(seq 120); do
+      left=""
+      for i in $(seq "$NODES"); do [ "$i" = 2 ] || left+=$(node_pids "$i" "slurmstepd: \[$JE\."); done
+      [ -z "$left" ] && break
+      sleep 0.5
+    done
     scontrol update JobId="$JE" StartTime=now > /dev/null 2>&1 || true
     run_to_end "$JE" || true
     if [ "$(job_field "$JE" ExitCode)" = 0:0 ] &&
@@ -194,6 +202,9 @@ if wait_epoch "$JE" 1 3; then
          "resumed from $(basename "$last") and finished"
     else
       fail "(e) the requeued job did not resume from $(basename "$last") and finish"; show_out "$JE" 40
+      grep -E "JobId=$JE[ ;]|job[ _]?$JE\b" "$T/log/slurmctld.log" | tail -n 15 | sed 's/^/    slurmctld: /' || true
+      grep -h -E "JobId=$JE\b|StepId=$JE\.|job $JE\b" "$T"/log/slurmd.*.log | tail -n 15 |
+        sed 's/^/    slurmd: /' || true
     fi
     same_as_ref "$JE" "(e) resumed after the link cut"
   else
