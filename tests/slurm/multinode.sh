@@ -184,10 +184,19 @@ if wait_epoch "$JE" 1 3; then
        "$(job_field "$JE" Restarts) restart(s); n2 $(sinfo -h -n n2 -o '%T (%E)')"
   if [ "$(job_field "$JE" Restarts)" = 1 ]; then
     ok "(e) SLURM requeued the job when n2 stopped answering"
-    # It reruns on the nodes left (n1 and n3), once the killed run's step daemons
-    # there are gone (slurmd fails the launch of a job whose old steps still run;
-    # n2's cannot be told while its link is down); a requeued job waits out its old
-    # credential unless given a start time.
+    # It reruns on the nodes left (n1 and n3), but only once slurmctld has taken the
+    # killed run's end: that run's batch script on n1 ends after the requeue, and
+    # its exit status, arriving after a rerun has started, would end the rerun
+    # (slurmctld: "Started JobId=4 ...", 3 ms later "_job_complete: JobId=4
+    # WEXITSTATUS 1"). If slurmctld logs no such line, 60 s is more than that script
+    # can take (its srun waits up to 32 s for the lost node's step). Then no step
+    # daemon of the job may be left there (n2's cannot be told while its link is
+    # down); a requeued job waits out its old credential unless given a start time.
+    from=$(grep -n "requeue job JobId=$JE due to failure" "$T/log/slurmctld.log" | tail -n 1 | cut -d: -f1)
+    for _ in $(seq 120); do
+      tail -n +"${from:-1}" "$T/log/slurmctld.log" | grep -q "_job_complete: JobId=$JE " && break
+      sleep 0.5
+    done
     for _ in $(seq 120); do
       left=""
       for i in $(seq "$NODES"); do [ "$i" = 2 ] || left+=$(node_pids "$i" "slurmstepd: \[$JE\."); done
