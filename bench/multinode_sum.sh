@@ -32,6 +32,7 @@ source tools/netns_nodes.bash
 NODES_SHARED=$PWD   # the source tree and build/ on every node, even under /tmp
 dir=$(mktemp -d /var/tmp/multinode-sum.XXXXXX)
 trap 'nodes_down; rm -rf "$dir"' EXIT
+trap 'exit 1' INT TERM   # an interrupted run cleans up too
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_btl_tcp_if_include=eth0 OMPI_MCA_oob_tcp_if_include=eth0
 unset RESNET_DDP_NODE_SIZE

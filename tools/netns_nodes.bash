@@ -130,7 +130,8 @@ nodes_members() { # holder [pattern]
   local holder=$1 ns p
   ns=$(readlink "/proc/$holder/ns/net" 2> /dev/null) || return 0
   [ "$ns" != "$(readlink /proc/$$/ns/net)" ] || return 0
-  for p in $(if [ -n "${2:-}" ]; then pgrep -f "$2"; else ls /proc | grep -E '^[0-9]+$'; fi); do
+  # "." matches every process with a command line or a name.
+  for p in $(pgrep -f "${2:-.}"); do
     [ "$p" != "$holder" ] && [ "$(readlink "/proc/$p/ns/net" 2> /dev/null)" = "$ns" ] && echo "$p"
   done
   return 0

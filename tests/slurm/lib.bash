@@ -5,6 +5,18 @@
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 
+# poll_until SECONDS CMD...: run CMD every 0.2 s until it succeeds (status 0), or
+# fail (status 1) once SECONDS have passed.
+poll_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+not() { ! "$@"; }
+
 # slurm_prepare: root, the programs, Debian's slurm and munge packages (installed when
 # missing), no SLURM_ variables from a surrounding job.
 slurm_prepare() {
@@ -49,14 +61,14 @@ slurm_cleanup() {
     if [ -n "$left" ]; then
       # shellcheck disable=SC2086  # one id per word
       scancel $left 2>/dev/null || true
-      for _ in $(seq 60); do [ -z "$(squeue -h -o %i 2>/dev/null || true)" ] && break; sleep 0.5; done
+      poll_until 30 no_jobs_queued || true
     fi
   fi
   local i pid
   for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
     pid=${PIDS[i]}
     kill "$pid" 2>/dev/null || continue
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    poll_until 10 not kill -0 "$pid" 2>/dev/null || true
     kill -KILL "$pid" 2>/dev/null || true
   done
   $CLEANUP_HOOK
@@ -75,8 +87,7 @@ cluster_fail() {
 }
 # pid_of FILE: wait (bounded) for a daemon's pid file, record the pid.
 pid_of() {
-  for _ in $(seq 100); do [ -s "$1" ] && break; sleep 0.1; done
-  [ -s "$1" ] || cluster_fail "no pid file $1"
+  poll_until 10 test -s "$1" || cluster_fail "no pid file $1"
   PIDS+=("$(cat "$1")")
 }
 
@@ -147,9 +158,9 @@ start_slurmctld() {
 }
 
 # wait_idle N: until sinfo shows N idle nodes.
+nodes_idle() { [ "$(sinfo -h -o '%D %T' 2>/dev/null)" = "$1 idle" ]; }
 wait_idle() {
-  for _ in $(seq 120); do [ "$(sinfo -h -o '%D %T' 2>/dev/null)" = "$1 idle" ] && return 0; sleep 0.5; done
-  cluster_fail "the $1 node(s) are not idle: $(sinfo -h -o '%D %T %E' 2>&1)"
+  poll_until 60 nodes_idle "$1" || cluster_fail "the $1 node(s) are not idle: $(sinfo -h -o '%D %T %E' 2>&1)"
 }
 
 # ---- jobs ----------------------------------------------------------------------------
@@ -159,16 +170,17 @@ fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
 out_of() { echo "$T/out/$1.out"; }
 show_out() { sed 's/^/    /' "$(out_of "$1")" | grep -v '^    #   ' | tail -n "${2:-25}"; }
 job_field() { scontrol show job -o "$1" 2>/dev/null | grep -o "$2=[^ ]*" | cut -d= -f2; }
-# wait_for J STATE SECONDS: until the job reaches STATE (or is gone, for STATE=gone).
-wait_for() {
-  local deadline=$((SECONDS + $3)) st
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    st=$(squeue -h -j "$1" -o %T 2>/dev/null || true)
-    if [ "$2" = gone ]; then [ -z "$st" ] && return 0; elif [ "$st" = "$2" ]; then return 0; fi
-    sleep 0.5
-  done
-  return 1
+# job_is J FIELD VALUE: whether scontrol shows the job's FIELD as VALUE.
+job_is() { [ "$(job_field "$1" "$2")" = "$3" ]; }
+no_jobs_queued() { [ -z "$(squeue -h -o %i 2>/dev/null || true)" ]; }
+# job_state_is J STATE: the job is in STATE, or has left the queue for STATE=gone.
+job_state_is() {
+  local st
+  st=$(squeue -h -j "$1" -o %T 2>/dev/null || true)
+  if [ "$2" = gone ]; then [ -z "$st" ]; else [ "$st" = "$2" ]; fi
 }
+# wait_for J STATE SECONDS: until the job reaches STATE (or is gone, for STATE=gone).
+wait_for() { poll_until "$3" job_state_is "$1" "$2"; }
 # run_to_end J: wait for the job to finish; prints how long it took.
 run_to_end() {
   local t0=$SECONDS
@@ -179,22 +191,29 @@ run_to_end() {
 # wait_epoch J K OF: until the job has logged epoch K of OF (300 s at most).
 wait_epoch() {
   wait_for "$1" RUNNING 300 || { fail "job $1 never started"; return 1; }
-  for _ in $(seq 1500); do grep -qs "^epoch $2/$3 " "$(out_of "$1")" && return 0; sleep 0.2; done
+  poll_until 300 grep -qs "^epoch $2/$3 " "$(out_of "$1")" && return 0
   fail "job $1: no epoch $2 logged after 300 s"; show_out "$1"; return 1
 }
 # final_ckpt J: the newest checkpoint in the job's run directory.
 final_ckpt() { { find "$T/runs/$(job_field "$1" JobName)-$1" -name 'ckpt-*.h5' 2> /dev/null || true; } | sort | tail -n 1; }
-# resumed_equal J WHAT: stopped by a signal, requeued once, resumed, equal to $REF.
+# resumed_equal J WHAT [STEP]: stopped by a signal, requeued once, resumed, equal to
+# $REF; the rerun trained in step J.STEP (default 1: r18.sbatch spends step 0 on an
+# empty step; "" when the launcher starts the ranks without a step).
 resumed_equal() {
-  local j=$1 what=$2 out
+  local j=$1 what=$2 step=${3-1} out in_step=""
   out=$(out_of "$j")
+  if [ -n "$step" ] && grep -qs "launch task StepId=$j\.$step " "$T"/log/slurmd.*.log; then
+    in_step="reran in step $j.$step, "
+  fi
   if [ "$(job_field "$j" ExitCode)" = 0:0 ] && [ "$(job_field "$j" Restarts)" = 1 ] &&
+     { [ -z "$step" ] || [ -n "$in_step" ]; } &&
      grep -q 'stopped by a signal' "$out" && grep -q 'resnet_ddp exited with code 4' "$out" &&
      grep -q "requeued job $j" "$out" && grep -q "job $j restart 1 " "$out" &&
      grep -q "resumed from $T/runs/[^/]*-$j/ckpt-" "$out" && tail -n 1 "$out" | grep -q 'exited with code 0'; then
-    ok "$what: stopped, requeued itself, $(grep -o 'resumed from [^:]*' "$out" | sed "s|$T/runs/||")"
+    ok "$what: stopped, requeued itself, ${in_step}$(grep -o 'resumed from [^:]*' "$out" | sed "s|$T/runs/||")"
   else
-    fail "$what: expected exit 4, a requeue, restart 1, a resume and exit 0"; show_out "$j" 40
+    fail "$what: expected exit 4, a requeue, restart 1, a resume${step:+ in step $j.$step} and exit 0"
+    show_out "$j" 40
   fi
   same_as_ref "$j" "$what"
 }

@@ -159,11 +159,11 @@ if wait_epoch "$JE" 1 3; then
   sleep 1   # into epoch 2, mid-step
   node_link 2 down
   cut=$SECONDS
-  for _ in $(seq 300); do grep -qs 'resnet_ddp: error: \[rank [0-9]*\] stuck' "$OUT" && break; sleep 0.2; done
+  poll_until 60 grep -qs 'resnet_ddp: error: \[rank [0-9]*\] stuck' "$OUT" || true
   msg=$(grep -m 1 'resnet_ddp: error: \[rank [0-9]*\] stuck' "$OUT" || true)
   msg_after=$((SECONDS - cut))
   # No rank may outlive the guard (on either side of the cut).
-  for _ in $(seq 100); do pgrep -f "^$BIN .*runs/linkcut-$JE" > /dev/null || break; sleep 0.2; done
+  poll_until 20 not pgrep -f "^$BIN .*runs/linkcut-$JE" > /dev/null || true
   ranks_left=$(pgrep -fc "^$BIN .*runs/linkcut-$JE" || true)
   gone_after=$((SECONDS - cut))
   if [ -n "$msg" ] && [ "$msg_after" -le 25 ] && [ "$ranks_left" = 0 ]; then
@@ -179,7 +179,7 @@ if wait_epoch "$JE" 1 3; then
     fail "(e) no intact checkpoint after the link cut"; sed 's/^/    /' "$T/cmp.out"
   fi
   # SLURM's side: n2 DOWN (not responding), the job requeued.
-  for _ in $(seq 180); do [ "$(job_field "$JE" Restarts)" = 1 ] && break; sleep 0.5; done
+  poll_until 90 job_is "$JE" Restarts 1 || true
   echo "    $((SECONDS - cut)) s after the cut: job $JE $(job_field "$JE" JobState)," \
        "$(job_field "$JE" Restarts) restart(s); n2 $(sinfo -h -n n2 -o '%T (%E)')"
   if [ "$(job_field "$JE" Restarts)" = 1 ]; then
@@ -193,16 +193,15 @@ if wait_epoch "$JE" 1 3; then
     # daemon of the job may be left there (n2's cannot be told while its link is
     # down); a requeued job waits out its old credential unless given a start time.
     from=$(grep -n "requeue job JobId=$JE due to failure" "$T/log/slurmctld.log" | tail -n 1 | cut -d: -f1)
-    for _ in $(seq 120); do
-      tail -n +"${from:-1}" "$T/log/slurmctld.log" | grep -q "_job_complete: JobId=$JE " && break
-      sleep 0.5
-    done
-    for _ in $(seq 120); do
-      left=""
-      for i in $(seq "$NODES"); do [ "$i" = 2 ] || left+=$(node_pids "$i" "slurmstepd: \[$JE\."); done
-      [ -z "$left" ] && break
-      sleep 0.5
-    done
+    killed_run_completed() { tail -n +"${from:-1}" "$T/log/slurmctld.log" | grep -q "_job_complete: JobId=$JE "; }
+    step_daemons_gone() {
+      local i
+      for i in $(seq "$NODES"); do
+        [ "$i" = 2 ] || [ -z "$(node_pids "$i" "slurmstepd: \[$JE\.")" ] || return 1
+      done
+    }
+    poll_until 60 killed_run_completed || true
+    poll_until 60 step_daemons_gone || true
     scontrol update JobId="$JE" StartTime=now > /dev/null 2>&1 || true
     run_to_end "$JE" || true
     if [ "$(job_field "$JE" ExitCode)" = 0:0 ] &&
@@ -211,7 +210,7 @@ if wait_epoch "$JE" 1 3; then
          "resumed from $(basename "$last") and finished"
     else
       fail "(e) the requeued job did not resume from $(basename "$last") and finish"; show_out "$JE" 40
-      grep -E "JobId=$JE[ ;]|job[ _]?$JE\b" "$T/log/slurmctld.log" | tail -n 15 | sed 's/^/    slurmctld: /' || true
+      grep -E "JobId=${JE}[ ;]|job[ _]?$JE\b" "$T/log/slurmctld.log" | tail -n 15 | sed 's/^/    slurmctld: /' || true
       grep -h -E "JobId=$JE\b|StepId=$JE\.|job $JE\b" "$T"/log/slurmd.*.log | tail -n 15 |
         sed 's/^/    slurmd: /' || true
     fi

@@ -101,7 +101,8 @@ JD=$(submit mpirun LAUNCHER=mpirun -- "${TRAIN[@]}")
 if preempt "$JD" --batch --signal=USR1 && run_to_end "$JD"; then
   grep -q 'launch: mpirun ' "$(out_of "$JD")" || fail "(d) the launch line does not show mpirun"
   grep -q 'got SIGUSR1, asking the ranks' "$(out_of "$JD")" || fail "(d) the batch shell did not report the USR1"
-  resumed_equal "$JD" "(d) mpirun job preempted through the batch shell"
+  # mpirun starts the ranks of a one-node job itself, in no SLURM step.
+  resumed_equal "$JD" "(d) mpirun job preempted through the batch shell" ""
 fi
 TD=$((SECONDS - t0))
 
