@@ -81,6 +81,8 @@ size_t conv2d_col_floats(const struct conv_shape *s);
 size_t conv2d_tap_weight_floats(const struct conv_shape *s);
 /* Floats of Winograd filter workspace (one transformed filter bank; 0 if not). */
 size_t conv2d_winograd_floats(const struct conv_shape *s);
+/* Floats of Winograd's products buffer (0 if not Winograd). */
+size_t conv2d_winograd_out_floats(const struct conv_shape *s);
 
 /* Seconds inside convolutions, by part (filled when a workspace carries one). */
 struct conv_timing {
@@ -97,6 +99,9 @@ struct conv_workspace {
     struct conv_timing *timing; /* NULL: not profiling */
     float *wtap;       /* (largest conv2d_tap_weight_floats) live-tap weights (tiny: tap-major) */
     float *wino;       /* (largest conv2d_winograd_floats) transformed filters */
+    float *wino_out;   /* (wino_out_floats, the largest conv2d_winograd_out_floats) Winograd's
+                        * products: all zero between calls (winograd.h) */
+    size_t wino_out_floats;
 };
 
 /* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout). */

@@ -21,7 +21,13 @@
  *
  * Tensors are (C, N, H, W); the caller cuts the batch into chunks of samples (conv.c)
  * and passes the chunk's first sample n0 and count nc; the workspace holds
- * winograd_chunk_floats(s) floats per sample of a chunk. */
+ * winograd_chunk_floats(s) floats per sample of a chunk.
+ *
+ * The products M of the forward pass and of the input gradient go to a buffer of
+ * their own, `out` (winograd_out_floats), which is all zero between calls: the GEMMs
+ * add into it (beta = 1) and the output transform clears what it reads. With beta =
+ * 0, OpenBLAS would clear M in a pass of its own before each GEMM; a zero M added to
+ * gives the same bits. */
 #ifndef RESNET_DDP_WINOGRAD_H
 #define RESNET_DDP_WINOGRAD_H
 
@@ -42,6 +48,10 @@ int winograd_multiplications(const struct conv_shape *s);
 /* Floats of chunk workspace per sample (transformed inputs and products). */
 size_t winograd_chunk_floats(const struct conv_shape *s);
 
+/* Floats of the products buffer `out` for a chunk of up to winograd_chunk_samples(s)
+ * samples (the most conv.c gives it), forward or input gradient. */
+size_t winograd_out_floats(const struct conv_shape *s);
+
 /* Samples per chunk it runs best with: the fewest whole groups of eight samples (its
  * transforms' vector lanes) that give the GEMMs enough columns (tiles), so that the
  * transformed chunk stays near the caches (larger chunks ran slower at 96x96 and
@@ -58,14 +68,14 @@ void winograd_transform_filter(const struct conv_shape *s, const float *w, float
 void winograd_transform_filter_flipped(const struct conv_shape *s, const float *w, float *u);
 
 /* y[chunk] (cout, ...) = conv(x[chunk]) with U from winograd_transform_filter;
- * y's row stride per channel is s->n * ho * wo. */
+ * y's row stride per channel is s->n * ho * wo. `out`: all zero, and left so. */
 void winograd_forward(const struct conv_shape *s, const float *u, const float *x, int n0, int nc,
-                      float *y, float *work);
+                      float *y, float *work, float *out);
 
 /* dx[chunk] (cin, ...) = (or +=, accumulate) the input gradient for dy[chunk], with U
- * from winograd_transform_filter_flipped. */
+ * from winograd_transform_filter_flipped. `out`: all zero, and left so. */
 void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, const float *dy,
-                            int n0, int nc, float *dx, bool accumulate, float *work);
+                            int n0, int nc, float *dx, bool accumulate, float *work, float *out);
 
 /* du (a^2, cout, cin) = (beta 0) or += (beta 1) the weight gradient of the chunk in the
  * transformed domain; winograd_filter_gradient turns the sum into (cout, cin, 3, 3). */

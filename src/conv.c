@@ -110,6 +110,11 @@ size_t conv2d_winograd_floats(const struct conv_shape *s)
     return s->algo == CONV_WINOGRAD ? winograd_filter_floats(s) : 0;
 }
 
+size_t conv2d_winograd_out_floats(const struct conv_shape *s)
+{
+    return s->algo == CONV_WINOGRAD ? winograd_out_floats(s) : 0;
+}
+
 /* The weights as a (cout, cin*ntaps) matrix: w itself, or its live columns copied. */
 static const float *tap_weights(const struct conv_shape *s, const float *w,
                                 const struct conv_workspace *ws)
@@ -204,6 +209,15 @@ struct chunk_plan {
     int n, block, step;
     bool per_shard;
 };
+
+/* Winograd's products buffer, checked to hold this layer's. */
+static float *winograd_out(const struct conv_shape *s, const struct conv_workspace *ws)
+{
+    CHECK(ws->wino_out && ws->wino_out_floats >= winograd_out_floats(s),
+          "Winograd products buffer of %zu floats is below the %zu this layer needs",
+          ws->wino_out_floats, winograd_out_floats(s));
+    return ws->wino_out;
+}
 
 /* Samples per chunk: as many as the workspace holds, at most one block. */
 static int chunk_samples(const struct conv_shape *s, const struct conv_workspace *ws, int block)
@@ -306,10 +320,13 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
             TIMED(ws->timing, ws->timing->transform, winograd_transform_filter(s, w_all, prepared));
         else
             TIMED(ws->timing, ws->timing->transform, tinymap_transpose_weights(s, w_all, prepared));
-        void (*chunk_forward)(const struct conv_shape *, const float *, const float *, int, int,
-                              float *, float *) = winograd ? winograd_forward : tinymap_forward;
-        FOR_CHUNKS(plan, n0, nc)
-            TIMED(ws->timing, ws->timing->gemm, chunk_forward(s, prepared, x, n0, nc, y, ws->col));
+        FOR_CHUNKS(plan, n0, nc) {
+            if (winograd)
+                TIMED(ws->timing, ws->timing->gemm,
+                      winograd_forward(s, prepared, x, n0, nc, y, ws->col, winograd_out(s, ws)));
+            else
+                TIMED(ws->timing, ws->timing->gemm, tinymap_forward(s, prepared, x, n0, nc, y, ws->col));
+        }
         add_bias(s, b, y);
         return;
     }
@@ -352,7 +369,8 @@ static void winograd_backward(const struct conv_shape *s, const float *x, const 
     if (!dx) return;
     TIMED(ws->timing, ws->timing->transform, winograd_transform_filter_flipped(s, w_all, bank));
     FOR_CHUNKS(*plan, n0, nc)
-        TIMED(ws->timing, ws->timing->gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx, ws->col));
+        TIMED(ws->timing, ws->timing->gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx,
+                                                                   ws->col, winograd_out(s, ws)));
 }
 
 /* conv2d_backward's gradients on a tiny map: the tap-major weight gradient sums over

@@ -226,7 +226,7 @@ static void plan_blocks(struct resnet *m, struct arena *a, size_t *max_act)
 
 /* The largest per-layer workspaces over every convolution of the model. */
 struct conv_needs {
-    size_t col, tap_weights, wino;
+    size_t col, tap_weights, wino, wino_out;
     int max_channels;
 };
 
@@ -235,6 +235,7 @@ static void need_conv(struct conv_needs *nd, const struct conv_shape *s, bool ow
     if (own_col && conv2d_col_floats(s) > nd->col) nd->col = conv2d_col_floats(s);
     if (conv2d_tap_weight_floats(s) > nd->tap_weights) nd->tap_weights = conv2d_tap_weight_floats(s);
     if (conv2d_winograd_floats(s) > nd->wino) nd->wino = conv2d_winograd_floats(s);
+    if (conv2d_winograd_out_floats(s) > nd->wino_out) nd->wino_out = conv2d_winograd_out_floats(s);
     if (s->cout > nd->max_channels) nd->max_channels = s->cout;
 }
 
@@ -280,6 +281,9 @@ static void plan_rest(struct resnet *m, struct arena *a, size_t max_act)
     m->ws.dw = take(a, sizeof(float) * max_weight);
     m->ws.wtap = take(a, sizeof(float) * nd.tap_weights);
     m->ws.wino = take(a, sizeof(float) * nd.wino);
+    /* Zero from the start (the arena's pages are fresh), as winograd.h requires. */
+    m->ws.wino_out = take(a, sizeof(float) * nd.wino_out);
+    m->ws.wino_out_floats = nd.wino_out;
     const int maxc = nd.max_channels > m->stem_bn.c ? nd.max_channels : m->stem_bn.c;
     m->bn_work = take(a, sizeof(double) * (2 * (size_t)maxc + 1));
     for (int i = 0; i < m->nblocks; i++)

@@ -93,6 +93,13 @@ size_t winograd_chunk_floats(const struct conv_shape *s)
     return (size_t)positions(s) * (tiles_y(s) * tiles_x(s) * (size_t)(s->cin + s->cout) + 64);
 }
 
+size_t winograd_out_floats(const struct conv_shape *s)
+{
+    const size_t c = s->cin > s->cout ? (size_t)s->cin : (size_t)s->cout;
+    const size_t P = (size_t)winograd_chunk_samples(s) * tiles_y(s) * tiles_x(s);
+    return (size_t)positions(s) * position_stride((int)c, P);
+}
+
 int winograd_chunk_samples(const struct conv_shape *s)
 {
     /* Each GEMM packs its cout x cin filter matrix anew, so wide filter matrices
@@ -355,6 +362,14 @@ static inline void store_lanes(float *dst, lanes v, int np)
         for (int p = 0; p < np; p++) dst[p] = v[p];
 }
 
+/* The np floats at src, which are then set to zero. */
+static inline lanes take_lanes(float *src, int np)
+{
+    const lanes v = load_lanes(src, np);
+    store_lanes(src, (lanes){0}, np);
+    return v;
+}
+
 /* r[0..7] = its transpose: lane p of row k becomes lane k of row p. */
 static inline void transpose8(lanes r[LANES])
 {
@@ -491,7 +506,7 @@ static void input_transform(const struct conv_shape *s, int c, const float *x, i
  * (a^2, c, P); outputs past the map's edge are dropped. Per group of samples and row
  * of tiles: A^T's step over every tile column into t, then A's step across the tiles
  * into one output row at a time, which goes back into the group's planes. */
-ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, const float *p, int n0,
+ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, float *p, int n0,
                                       int nc, float *y, bool accumulate, const int m)
 {
     const int a = m + 2, ho = s->ho, wo = s->wo, ty_n = tiles_of(ho, m), tx_n = tiles_of(wo, m);
@@ -506,14 +521,14 @@ ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, const f
             float *plane[LANES];
             const int first = g * LANES, np = nc - first < LANES ? nc - first : LANES;
             for (int q = 0; q < np; q++) plane[q] = y + ((size_t)ch * s->n + n0 + first + q) * ho * wo;
-            const float *in = p + (size_t)ch * P + (size_t)first * ty_n * tx_n;
+            float *in = p + (size_t)ch * P + (size_t)first * ty_n * tx_n;
             for (int ty = 0; ty < ty_n; ty++) {
                 for (int tx = 0; tx < tx_n; tx++) { /* A^T p */
-                    const float *src = in + (size_t)(ty * tx_n + tx) * np;
+                    float *src = in + (size_t)(ty * tx_n + tx) * np;
                     for (int l = 0; l < a; l++) {
                         lanes d[MAX_A], o[MAX_A] = {0}; /* {0}: GCC cannot see at_step fill it */
                         for (int j = 0; j < a; j++)
-                            d[j] = load_lanes(src + (size_t)(a * j + l) * plane_stride, np);
+                            d[j] = take_lanes(src + (size_t)(a * j + l) * plane_stride, np);
                         at_step(m, d, o);
                         for (int i = 0; i < m; i++) t[(size_t)(a * i + l) * tx_n + tx] = o[i];
                     }
@@ -533,7 +548,7 @@ ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, const f
         }
 }
 
-static void output_transform(const struct conv_shape *s, int c, const float *p, int n0, int nc,
+static void output_transform(const struct conv_shape *s, int c, float *p, int n0, int nc,
                              float *y, bool accumulate)
 {
 #define CALL(m) output_transform_m(s, c, p, n0, nc, y, accumulate, m)
@@ -610,22 +625,22 @@ static size_t chunk_tiles(const struct conv_shape *s, int nc)
 }
 
 void winograd_forward(const struct conv_shape *s, const float *u, const float *x, int n0, int nc,
-                      float *y, float *work)
+                      float *y, float *work, float *out)
 {
     const size_t P = chunk_tiles(s, nc);
     const int npos = positions(s);
     const size_t sv = position_stride(s->cin, P), sm = position_stride(s->cout, P);
-    float *v = work, *m = work + npos * sv;
+    float *v = work, *m = out;
     input_transform(s, s->cin, x, n0, nc, v);
 #pragma omp parallel for schedule(static)
     for (int xi = 0; xi < npos; xi++)
         gemm(false, false, s->cout, (int)P, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
-             v + xi * sv, (int)P, 0.0f, m + xi * sm, (int)P);
+             v + xi * sv, (int)P, 1.0f, m + xi * sm, (int)P);
     output_transform(s, s->cout, m, n0, nc, y, false);
 }
 
 void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, const float *dy,
-                            int n0, int nc, float *dx, bool accumulate, float *work)
+                            int n0, int nc, float *dx, bool accumulate, float *work, float *out)
 {
     /* The forward pass of a conv from cout to cin channels on dy. Same tiles: the map
      * keeps its size (stride 1, pad 1). */
@@ -635,12 +650,12 @@ void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, 
     t.cin = s->cout;
     t.cout = s->cin;
     const size_t sv = position_stride(t.cin, P), sm = position_stride(t.cout, P);
-    float *v = work, *m = work + npos * sv;
+    float *v = work, *m = out;
     input_transform(&t, t.cin, dy, n0, nc, v);
 #pragma omp parallel for schedule(static)
     for (int xi = 0; xi < npos; xi++)
         gemm(false, false, t.cout, (int)P, t.cin, 1.0f, u_flipped + (size_t)xi * t.cout * t.cin,
-             t.cin, v + xi * sv, (int)P, 0.0f, m + xi * sm, (int)P);
+             t.cin, v + xi * sv, (int)P, 1.0f, m + xi * sm, (int)P);
     output_transform(&t, t.cout, m, n0, nc, dx, accumulate);
 }
 

@@ -349,6 +349,10 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
     float *ws_dw = alloc_floats(nw);
     float *ws_wtap = conv2d_tap_weight_floats(&s) ? alloc_floats(conv2d_tap_weight_floats(&s)) : NULL;
     float *ws_wino = winograd ? alloc_floats(conv2d_winograd_floats(&s)) : NULL;
+    /* Winograd's products buffer: zero to start with, and after every call (winograd.h). */
+    const size_t nwo = conv2d_winograd_out_floats(&s);
+    float *ws_wino_out = winograd ? alloc_floats(nwo) : NULL;
+    if (ws_wino_out) memset(ws_wino_out, 0, sizeof(float) * nwo);
     double *dw = alloc_doubles(nw), *db = alloc_doubles(nb), *dw0 = alloc_doubles(nw);
     double *db0 = alloc_doubles(nb);
     size_t big = nx > nw ? (nx > ny ? nx : ny) : (nw > ny ? nw : ny);
@@ -357,7 +361,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
         for (int sh = 0; sh < 3; sh++) {
             size_t col_floats = spaces[sp];
             float *col = col_floats ? alloc_floats(col_floats) : NULL;
-            struct conv_workspace ws = {.col = col, .col_floats = col_floats, .dw = ws_dw, .shard = shards[sh], .wtap = ws_wtap, .wino = ws_wino};
+            struct conv_workspace ws = {.col = col, .col_floats = col_floats, .dw = ws_dw, .shard = shards[sh], .wtap = ws_wtap, .wino = ws_wino, .wino_out = ws_wino_out, .wino_out_floats = nwo};
             char name[200], where[140];
             snprintf(where, sizeof where, "%s col=%zu shard=%d", tag, col_floats, shards[sh]);
 
@@ -429,6 +433,13 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
             snprintf(name, sizeof name, "%s: db (dx NULL)", where);
             expect_close(name, db, gb, nb, TOL);
             if (col) check_guard("col", col, col_floats);
+            if (ws_wino_out) {
+                size_t nonzero = 0;
+                for (size_t i = 0; i < nwo; i++) nonzero += ws_wino_out[i] != 0.0f;
+                EXPECT(nonzero == 0, "%s: %zu of Winograd's %zu product floats left nonzero", where,
+                       nonzero, nwo);
+                check_guard("ws.wino_out", ws_wino_out, nwo);
+            }
             free(col);
         }
     free(got);
@@ -447,6 +458,7 @@ static void run_case(const struct conv_case *cc, enum algorithm algo)
     free(ws_dw);
     free(ws_wtap);
     free(ws_wino);
+    free(ws_wino_out);
     free(xd);
     free(wd);
     free(bd);
