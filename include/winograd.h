@@ -45,7 +45,8 @@ bool winograd_applies(const struct conv_shape *s);
  * tinymap's). */
 int winograd_multiplications(const struct conv_shape *s);
 
-/* Floats of chunk workspace per sample (transformed inputs and products). */
+/* Floats of chunk workspace per sample: the transformed inputs and, for the weight
+ * gradient, the transformed output gradients (cin + cout channels of tiles). */
 size_t winograd_chunk_floats(const struct conv_shape *s);
 
 /* Floats of the products buffer `out` for a chunk of up to winograd_chunk_samples(s)
