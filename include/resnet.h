@@ -72,7 +72,6 @@ struct model_spec {
      * Off: conv, BN, ReLU and max-pool as separate layers over the whole batch. */
     bool fused_stem;
     int stem_chunk;   /* samples per fused-stem chunk; 0 = stem_chunk_samples (tests) */
-    int stem_keep;    /* keep its conv output: 0 = stem_keeps_output, 1 = yes, -1 = no (tests) */
     /* Label smoothing of the training loss (loss.h), in [0, 1). Evaluation forwards
      * use plain cross-entropy, so test losses compare with the literature. */
     double label_smoothing;

@@ -182,14 +182,16 @@ static void plan_stem(struct resnet *m, struct arena *a, size_t *max_act)
         const struct stem_sizes z = m->stem.per_thread;
         const size_t threads = (size_t)m->stem.threads, chunks = (size_t)m->stem.max_chunks;
         m->stem.a = take(a, sizeof(float) * threads * z.out);
-        m->stem.d = take(a, sizeof(float) * threads * z.out);
         m->stem.col = take(a, sizeof(float) * threads * z.col);
         m->stem.wtap = take(a, sizeof(float) * threads * z.wtap);
-        m->stem.dw_work = take(a, sizeof(float) * threads * z.dw);
+        m->stem.padded = take(a, sizeof(float) * threads * z.padded);
+        m->stem.gram = take(a, sizeof(double) * threads * z.gram);
+        m->stem.list_at = take(a, sizeof(int) * threads * z.list);
+        m->stem.list_g = take(a, sizeof(float) * threads * z.list);
         m->stem.sums = take(a, sizeof(double) * chunks * 2 * (size_t)sc->cout);
-        m->stem.grads = take(a, sizeof(double) * chunks *
-                                    ((size_t)sc->cout * sc->k * sc->k + (size_t)sc->cout));
-        m->stem.kept = take(a, sizeof(float) * (m->stem.keep ? chunks * z.out : 0));
+        m->stem.colsum = take(a, sizeof(double) * chunks * STEM_TAPS);
+        m->stem.wg = take(a, sizeof(float) * chunks * (size_t)sc->cout * STEM_TAPS);
+        m->stem.dsum = take(a, sizeof(float) * chunks * (size_t)sc->cout * STEM_TAPS);
         m->stem_p = take_act(a, pooled, max_act);
         m->stem.argmax = take(a, sizeof(uint8_t) * pooled);
     } else {
@@ -327,8 +329,7 @@ void resnet_init(struct resnet *m, const struct model_spec *spec)
     if (spec->fused_stem)
         stem_plan(&m->stem, &m->stem_conv.shape, &m->stem_pool,
                   spec->stem_chunk > 0 ? spec->stem_chunk : stem_chunk_samples(&m->stem_conv.shape),
-                  omp_get_max_threads(), spec->shard > 0 ? spec->shard : spec->align,
-                  spec->stem_keep ? spec->stem_keep > 0 : stem_keeps_output(&m->stem_conv.shape));
+                  omp_get_max_threads(), spec->shard > 0 ? spec->shard : spec->align);
 
     /* Stages b2..b5: the first block of stages 2-4 halves the size (stride 2). */
     m->nblocks = arch.blocks[0] + arch.blocks[1] + arch.blocks[2] + arch.blocks[3];
@@ -485,7 +486,7 @@ static struct stem_params stem_params_of(struct resnet *m)
         .gamma = PARAM(m, m->stem_bn.weight), .beta = PARAM(m, m->stem_bn.bias),
         .running_mean = BUFFER(m, m->stem_bn.running_mean),
         .running_var = BUFFER(m, m->stem_bn.running_var), .saved = &m->stem_bn.saved,
-        .dw = GRAD(m, m->stem_conv.weight), .db = grad_none(), /* before BN: see conv_bwd */
+        .dw = GRAD(m, m->stem_conv.weight), /* no bias gradient: BN follows (see conv_bwd) */
         .dgamma = GRAD(m, m->stem_bn.weight), .dbeta = GRAD(m, m->stem_bn.bias)};
 }
 
