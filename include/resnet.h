@@ -91,7 +91,7 @@ struct bn_layer {
 };
 
 /* conv -> BN (-> ReLU except on the last unit of a block). Only the BN input is
- * kept: the BN + ReLU output feeding the next convolution lives in the model's
+ * kept: the BN + ReLU output feeding the next convolution lives in the block's
  * scratch buffer and is recomputed from `a` in backward (bit-identical, as cheap
  * as a copy), which saves one activation per unit. */
 struct block_unit {
@@ -109,6 +109,13 @@ struct block {
     const float *x;             /* (cin, n, h, w) block input (previous output) */
     float *y;                   /* (cout, n, ho, wo) relu(main + shortcut) */
     int cin, cout, h, w, ho, wo;
+    /* Work buffers, in memory of later blocks' activations (dead while this block
+     * runs: not yet computed in forward, used up in backward) or past them
+     * (plan_work_buffers): */
+    float *scratch;             /* (cout, n, ho, wo) forward: a unit's BN + ReLU output
+                                 * or the shortcut's; backward: the recomputed one */
+    float *dt;                  /* (cout, n, ho, wo) backward: gradients inside the block */
+    float *dx;                  /* (cin, n, h, w) backward: gradient at the input */
 };
 
 struct resnet {
@@ -131,6 +138,7 @@ struct resnet {
     float *buffer_data;
     float *ema_buffers;       /* spec.ema: the BN buffers' average; else NULL */
     int64_t num_batches_tracked; /* the same for every BN layer */
+    bool backward_ready;         /* a training forward ran since the last backward */
 
     /* Layers. */
     struct conv_layer stem_conv;
@@ -153,9 +161,7 @@ struct resnet {
     float *logits;    /* (n, num_classes) */
     float *dlogits;   /* (n, num_classes) */
     float *dpooled;   /* (fc_in, n) */
-    float *grad_buf[3];   /* activation-gradient scratch, each max_act floats */
-    float *scratch;       /* (max_act) a unit's BN + ReLU output, or a shortcut output */
-    size_t max_act;
+    float *dy_last;       /* gradient at the last block's output (plan_work_buffers) */
     struct conv_workspace ws; /* im2col columns and one shard's weight gradient */
     double *bn_work;      /* (2 * max channels + 1) */
 };
@@ -184,7 +190,9 @@ struct grad_ready_hook {
 };
 
 /* Backward after a training forward of the same n: ACCUMULATES into m->grads (the
- * caller zeroes the arena once per step). */
+ * caller zeroes the arena once per step). It uses up the forward's activations (their
+ * memory holds its work buffers, plan_work_buffers): another backward needs another
+ * training forward first, as PyTorch's backward frees its graph. */
 void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                      const struct grad_ready_hook *hook);
 

@@ -161,18 +161,13 @@ static void build_block(struct resnet *m, struct block *b, const char *prefix, i
 }
 
 /* Planning takes every buffer from one arena; a sizing pass and the real pass run the
- * same code (arena.h). take_act also tracks the largest activation, which sizes the
- * gradient scratch buffers. */
+ * same code (arena.h). */
 static void *take(struct arena *a, size_t bytes) { return arena_take(a, bytes); }
-static float *take_act(struct arena *a, size_t floats, size_t *max_act)
-{
-    if (floats > *max_act) *max_act = floats;
-    return take(a, sizeof(float) * floats);
-}
+static float *take_floats(struct arena *a, size_t floats) { return take(a, sizeof(float) * floats); }
 
 /* The input and the stem's buffers: the fused stem's per-thread and per-chunk ones, or
  * the unfused layers' full-size tensors. */
-static void plan_stem(struct resnet *m, struct arena *a, size_t *max_act)
+static void plan_stem(struct resnet *m, struct arena *a)
 {
     const size_t n = (size_t)m->spec.max_batch, S = (size_t)m->spec.image_size;
     const struct conv_shape *sc = &m->stem_conv.shape;
@@ -192,25 +187,26 @@ static void plan_stem(struct resnet *m, struct arena *a, size_t *max_act)
         m->stem.colsum = take(a, sizeof(double) * chunks * STEM_TAPS);
         m->stem.wg = take(a, sizeof(float) * chunks * (size_t)sc->cout * STEM_TAPS);
         m->stem.dsum = take(a, sizeof(float) * chunks * (size_t)sc->cout * STEM_TAPS);
-        m->stem_p = take_act(a, pooled, max_act);
+        m->stem_p = take_floats(a, pooled);
         m->stem.argmax = take(a, sizeof(uint8_t) * pooled);
     } else {
-        /* The stem's two tensors are the largest; they are not counted in max_act
-         * because the stem's backward works inside stem_h (see resnet_backward). */
+        /* The stem's two tensors are the largest; the stem's backward works inside
+         * stem_h (see resnet_backward). */
         const size_t stem_out = (size_t)sc->cout * n * sc->ho * sc->wo;
         m->stem_a = take(a, sizeof(float) * stem_out);
         if (m->spec.stem_no_pool) { /* the ReLU output is the stem's output */
-            m->stem_h = m->stem_p = take_act(a, stem_out, max_act);
+            m->stem_h = m->stem_p = take_floats(a, stem_out);
             return;
         }
         m->stem_h = take(a, sizeof(float) * stem_out);
-        m->stem_p = take_act(a, pooled, max_act);
+        m->stem_p = take_floats(a, pooled);
         m->stem_argmax = take(a, sizeof(int32_t) * pooled);
     }
 }
 
-/* Each block's pre-BN conv outputs and its output (the next block's input). */
-static void plan_blocks(struct resnet *m, struct arena *a, size_t *max_act)
+/* Each block's pre-BN conv outputs and its output (the next block's input), block
+ * after block; end[i]: the arena offset where block i's end. */
+static void plan_blocks(struct resnet *m, struct arena *a, size_t *end)
 {
     const size_t n = (size_t)m->spec.max_batch;
     const float *x = m->stem_p;
@@ -219,11 +215,76 @@ static void plan_blocks(struct resnet *m, struct arena *a, size_t *max_act)
         b->x = x;
         for (int u = 0; u < b->nunits; u++) {
             const struct conv_shape *s = &b->units[u].conv.shape;
-            b->units[u].a = take_act(a, (size_t)s->cout * n * s->ho * s->wo, max_act);
+            b->units[u].a = take_floats(a, (size_t)s->cout * n * s->ho * s->wo);
         }
-        b->y = take_act(a, (size_t)b->cout * n * b->ho * b->wo, max_act);
+        b->y = take_floats(a, (size_t)b->cout * n * b->ho * b->wo);
         x = b->y;
+        end[i] = a->used;
     }
+}
+
+/* Arena offsets [lo, hi). */
+struct span {
+    size_t lo, hi;
+};
+
+/* The lowest 64-byte-aligned offset from `from` on where `bytes` overlap none of the
+ * busy spans. */
+static size_t first_fit(size_t from, size_t bytes, const struct span *busy, int nbusy)
+{
+    size_t at = (from + 63) / 64 * 64;
+    for (bool moved = true; moved;) {
+        moved = false;
+        for (int k = 0; k < nbusy; k++)
+            if (at < busy[k].hi && busy[k].lo < at + bytes) {
+                at = (busy[k].hi + 63) / 64 * 64;
+                moved = true;
+            }
+    }
+    return at;
+}
+
+/* Each block's work buffers (scratch, dt, dx) and the gradient at the last block's
+ * output. While block i runs, the activations of the blocks after it are dead: in
+ * forward not yet computed, in backward used up. Its buffers go there, first fit
+ * from the end of its own activations, clear of the gradient at its output (the next
+ * block's dx); what does not fit goes past the last block's activations, into a
+ * region taken here (a few tensors of the last stage's size). Stage 1's buffers, the
+ * largest, thus live in the memory of stages 2-4. */
+static void plan_work_buffers(struct resnet *m, struct arena *a, const size_t *end)
+{
+    const size_t n = (size_t)m->spec.max_batch, top = a->used;
+    size_t *scratch = xcalloc((size_t)m->nblocks * 3, sizeof *scratch), *dt = scratch + m->nblocks,
+           *dx = dt + m->nblocks;
+    const struct block *last = &m->blocks[m->nblocks - 1];
+    struct span dy = {top, top + sizeof(float) * (size_t)last->cout * n * last->ho * last->wo};
+    const size_t dy_last = dy.lo;
+    size_t need = dy.hi;
+    for (int i = m->nblocks - 1; i >= 0; i--) {
+        const struct block *b = &m->blocks[i];
+        const size_t out = sizeof(float) * (size_t)b->cout * n * b->ho * b->wo;
+        const size_t in = sizeof(float) * (size_t)b->cin * n * b->h * b->w;
+        struct span busy[4] = {dy};
+        int nbusy = 1;
+        const size_t want[3] = {in, out, out};
+        size_t *at[3] = {&dx[i], &dt[i], &scratch[i]};
+        for (int k = 0; k < 3; k++) {
+            *at[k] = first_fit(end[i], want[k], busy, nbusy);
+            busy[nbusy++] = (struct span){*at[k], *at[k] + want[k]};
+            if (*at[k] + want[k] > need) need = *at[k] + want[k];
+        }
+        dy = busy[1]; /* this block's dx is the gradient at the previous block's output */
+    }
+    take(a, need - top);
+    char *base = a->base;
+    m->dy_last = base ? (float *)(base + dy_last) : NULL;
+    for (int i = 0; i < m->nblocks; i++) {
+        struct block *b = &m->blocks[i];
+        b->scratch = base ? (float *)(base + scratch[i]) : NULL;
+        b->dt = base ? (float *)(base + dt[i]) : NULL;
+        b->dx = base ? (float *)(base + dx[i]) : NULL;
+    }
+    free(scratch);
 }
 
 /* The largest per-layer workspaces over every convolution of the model. */
@@ -254,9 +315,8 @@ static struct conv_needs conv_needs_of(const struct resnet *m)
     return nd;
 }
 
-/* The head's tensors, the gradient scratch, the convolution workspace and the BN
- * statistics. */
-static void plan_rest(struct resnet *m, struct arena *a, size_t max_act)
+/* The head's tensors, the convolution workspace and the BN statistics. */
+static void plan_rest(struct resnet *m, struct arena *a)
 {
     const size_t n = (size_t)m->spec.max_batch;
     const struct conv_needs nd = conv_needs_of(m);
@@ -267,9 +327,6 @@ static void plan_rest(struct resnet *m, struct arena *a, size_t max_act)
     m->dpooled = take(a, sizeof(float) * (size_t)m->fc_in * n);
     m->logits = take(a, sizeof(float) * n * (size_t)m->spec.num_classes);
     m->dlogits = take(a, sizeof(float) * n * (size_t)m->spec.num_classes);
-    m->max_act = max_act;
-    for (int i = 0; i < 3; i++) m->grad_buf[i] = take(a, sizeof(float) * max_act);
-    m->scratch = take(a, sizeof(float) * max_act);
     /* im2col workspace: a budget of samples per chunk, at least one sample, at most
      * the whole batch of the largest layer. 4 M floats (16 MiB): Winograd's chunks are
      * smaller still, and im2col's stride-2 layers run as fast as with 8 M. */
@@ -301,10 +358,12 @@ static void plan_rest(struct resnet *m, struct arena *a, size_t max_act)
 /* Lay out every activation and workspace. */
 static void plan_activations(struct resnet *m, struct arena *a)
 {
-    size_t max_act = 0;
-    plan_stem(m, a, &max_act);
-    plan_blocks(m, a, &max_act);
-    plan_rest(m, a, max_act);
+    size_t *end = xcalloc((size_t)m->nblocks, sizeof *end);
+    plan_stem(m, a);
+    plan_blocks(m, a, end);
+    plan_work_buffers(m, a, end);
+    plan_rest(m, a);
+    free(end);
 }
 
 void resnet_init(struct resnet *m, const struct model_spec *spec)
@@ -525,19 +584,20 @@ double resnet_forward(struct resnet *m, int n, const int32_t *labels, bool train
             size_t pc = (size_t)n * s->ho * s->wo;
             bool last = u + 1 == b->nunits;
             conv_fwd(m, &un->conv, n, in, un->a);
-            bn_fwd(m, &un->bn, pc, un->a, last ? b->y : m->scratch, train, red);
-            if (!last) TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU], relu_forward((size_t)s->cout * pc, m->scratch));
-            in = m->scratch;
+            bn_fwd(m, &un->bn, pc, un->a, last ? b->y : b->scratch, train, red);
+            if (!last) TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU], relu_forward((size_t)s->cout * pc, b->scratch));
+            in = b->scratch;
         }
         const float *shortcut = b->x;
         if (b->has_shortcut) {
-            conv_fwd(m, &b->shortcut, n, b->x, m->scratch);
-            shortcut = m->scratch;
+            conv_fwd(m, &b->shortcut, n, b->x, b->scratch);
+            shortcut = b->scratch;
         }
         TIMED(m->prof.enabled, m->prof.fwd[PROF_RELU],
                  add_relu_forward((size_t)b->cout * n * b->ho * b->wo, b->y, shortcut, b->y));
     }
     if (train) m->num_batches_tracked++;
+    m->backward_ready = train;
 
     const struct block *last = &m->blocks[m->nblocks - 1];
     double t0 = m->prof.enabled ? timer_now() : 0.0;
@@ -593,6 +653,9 @@ static void report_ready(const struct resnet *m, int first_param, const struct g
 void resnet_backward(struct resnet *m, int n, const struct reducer *red,
                      const struct grad_ready_hook *hook)
 {
+    CHECK(m->backward_ready, "resnet_backward needs a training forward since the last backward "
+                             "(backward uses up the activations)");
+    m->backward_ready = false;
     TIMED(m->prof.enabled, m->prof.bwd[PROF_HEAD],
              linear_backward(n, m->fc_in, m->spec.num_classes, m->pooled, PARAM(m, m->fc_weight),
                              m->dlogits, GRAD(m, m->fc_weight), GRAD(m, m->fc_bias), m->dpooled,
@@ -600,21 +663,20 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
     report_ready(m, m->fc_weight, hook);
 
     const struct block *lastb = &m->blocks[m->nblocks - 1];
-    /* Three scratch buffers rotate: dy (gradient at the block output), t (inside the
-     * block) and dx (gradient at the block input, the next dy). */
-    int iy = 0, it = 1, ix = 2;
+    /* dy: the gradient at the block's output, the later block's dx (plan_work_buffers). */
+    float *dy = m->dy_last;
     TIMED(m->prof.enabled, m->prof.bwd[PROF_POOL], avgpool_backward((size_t)lastb->cout * n, lastb->ho * lastb->wo,
-                                                 m->dpooled, m->grad_buf[iy]));
+                                                 m->dpooled, dy));
     for (int i = m->nblocks - 1; i >= 0; i--) {
         struct block *b = &m->blocks[i];
-        float *dy = m->grad_buf[iy], *t = m->grad_buf[it], *dx = m->grad_buf[ix];
+        float *dx = b->dx;
         size_t out = (size_t)b->cout * n * b->ho * b->wo;
         TIMED(m->prof.enabled, m->prof.bwd[PROF_RELU], relu_backward(out, b->y, dy));
         if (b->has_shortcut)
             conv_bwd(m, &b->shortcut, n, b->x, dy, dx, false, false);
         else
             memcpy(dx, dy, sizeof(float) * out);
-        float *g = dy, *o = t;
+        float *g = dy, *o = b->dt;
         for (int u = b->nunits - 1; u >= 0; u--) {
             struct block_unit *un = &b->units[u];
             const struct conv_shape *s = &un->conv.shape;
@@ -624,7 +686,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
             } else {
                 /* The previous unit's BN + ReLU output, as forward computed it. */
                 const struct block_unit *prev = &b->units[u - 1];
-                float *h_prev = m->scratch;
+                float *h_prev = b->scratch;
                 TIMED(m->prof.enabled, m->prof.bwd[PROF_BN],
                          batchnorm_relu_recompute(prev->bn.c, (size_t)n * s->h * s->w, prev->a,
                                                   PARAM(m, prev->bn.weight), PARAM(m, prev->bn.bias),
@@ -637,9 +699,7 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
             }
         }
         report_ready(m, b->units[0].conv.weight, hook);
-        int old_y = iy;
-        iy = ix;
-        ix = old_y;
+        dy = dx;
     }
 
     /* Stem: max-pool, ReLU, BN, conv (no input gradient needed). The forward output
@@ -651,14 +711,14 @@ void resnet_backward(struct resnet *m, int n, const struct reducer *red,
     if (m->spec.fused_stem) {
         double t0 = m->prof.enabled ? timer_now() : 0.0;
         const struct stem_params sp = stem_params_of(m);
-        stem_backward(&m->stem, &sp, n, m->input, m->grad_buf[iy], red, m->bn_work);
+        stem_backward(&m->stem, &sp, n, m->input, dy, red, m->bn_work);
         if (m->prof.enabled) m->prof.conv[m->stem_conv.prof].bwd += timer_now() - t0;
     } else {
         /* Without the pool the gradient at the stem's output is the ReLU's. */
-        float *dh = m->spec.stem_no_pool ? m->grad_buf[iy] : m->stem_h;
+        float *dh = m->spec.stem_no_pool ? dy : m->stem_h;
         if (!m->spec.stem_no_pool)
             TIMED(m->prof.enabled, m->prof.bwd[PROF_POOL],
-                  maxpool_backward(&m->stem_pool, (size_t)sc->cout * n, m->grad_buf[iy],
+                  maxpool_backward(&m->stem_pool, (size_t)sc->cout * n, dy,
                                    m->stem_argmax, dh));
         TIMED(m->prof.enabled, m->prof.bwd[PROF_RELU],
                  batchnorm_relu_mask(sc->cout, stem_pc, m->stem_a, PARAM(m, m->stem_bn.weight),

@@ -66,6 +66,9 @@ static void check_case(const struct float_case *c)
            c->tag, differ, nf, first, (double)m.grads.f[first], (double)want[first]);
     EXPECT(nonzero > nf / 4, "%s: only %zu of %zu gradients non-zero", c->tag, nonzero, nf);
 
+    /* Backward accumulates: the same forward again (backward used up the first's
+     * activations), then a second backward adds exactly the same floats. */
+    resnet_forward(&m, c->n, labels, true, 1.0f / (float)c->n, NULL, NULL);
     resnet_backward(&m, c->n, NULL, NULL);
     size_t not_doubled = 0;
     for (size_t i = 0; i < nf; i++) not_doubled += m.grads.f[i] != 2.0f * want[i];

@@ -473,7 +473,9 @@ static void run_gradcheck(const struct gradcheck_spec *gs)
     for (size_t i = 0; i < nf; i++) finite &= isfinite(grads[i]);
     EXPECT(finite && isfinite(loss), "%s: non-finite loss or gradient", gs->tag);
 
-    /* Backward accumulates. */
+    /* Backward accumulates: the same forward again (backward used up the first's
+     * activations), then a second backward. */
+    EXPECT(mean_loss(&g, NULL) == loss, "%s: a second forward changed the loss", gs->tag);
     resnet_backward(m, g.n, NULL, NULL);
     {
         double *got = xalloc(sizeof(double) * nf), *want = xalloc(sizeof(double) * nf);
