@@ -206,10 +206,38 @@ static inline void a_step(int m, const lanes *e, lanes *o)
     } while (0)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* ---- filter transforms ------------------------------------------------------ */
+/* np consecutive floats as lanes (np < LANES at the end of a chunk or of a row of
+ * filters). Past np a load reads zeros and a store writes nothing. */
+static inline lanes load_lanes(const float *src, int np)
+{
+    lanes v = {0};
+    if (np == LANES) memcpy(&v, src, sizeof v);
+    else
+        for (int p = 0; p < np; p++) v[p] = src[p];
+    return v;
+}
+
+static inline void store_lanes(float *dst, lanes v, int np)
+{
+    if (np == LANES) memcpy(dst, &v, sizeof v);
+    else
+        for (int p = 0; p < np; p++) dst[p] = v[p];
+}
+
+/* The np floats at src, which are then set to zero. */
+static inline lanes take_lanes(float *src, int np)
+{
+    const lanes v = load_lanes(src, np);
+    store_lanes(src, (lanes){0}, np);
+    return v;
+}
+
+/* ---- filter transforms ------------------------------------------------------
+ * Eight filters at a time, one per lane (the same operations as one at a time, so the
+ * same results): the steps' divisions by 6, 12 and 24 then run eight-wide. */
 
 /* o[0..m+1] = G g for g[0..2]. */
-static inline void g_step(int m, const float *g, float *o)
+static inline void g_step(int m, const lanes *g, lanes *o)
 {
     if (m == 2) {
         o[0] = g[0];
@@ -235,7 +263,7 @@ static inline void g_step(int m, const float *g, float *o)
 }
 
 /* o[0..2] = G^T v for v[0..m+1] (the transpose of g_step). */
-static inline void gt_step(int m, const float *v, float *o)
+static inline void gt_step(int m, const lanes *v, lanes *o)
 {
     if (m == 2) {
         o[0] = v[0] + 0.5f * (v[1] + v[2]);
@@ -254,30 +282,47 @@ static inline void gt_step(int m, const float *v, float *o)
     o[2] = (v[3] + v[4] - v[1] - v[2]) / 6.0f + v[5];
 }
 
-/* u (a x a, at stride `stride` between positions) = G g G^T, a = m + 2; g's taps
- * in reverse order when flip (the input gradient's filter). */
-ALWAYS_INLINE void filter_tile(const float *g, bool flip, float *u, size_t stride, const int m)
+/* Lane p of f[0..8] = tap k of the filter at w + p * step (taps in reverse order when
+ * flip, for the input gradient's filter), for p < np; zero past np. */
+static inline void gather_filters(const float *w, size_t step, int np, bool flip, lanes f[9])
+{
+    for (int k = 0; k < 9; k++) f[k] = (lanes){0};
+    for (int p = 0; p < np; p++)
+        for (int k = 0; k < 9; k++) f[k][p] = w[(size_t)p * step + (flip ? 8 - k : k)];
+}
+
+/* u (a x a planes `stride` apart, lane p at u + p) = G f G^T, a = m + 2. */
+ALWAYS_INLINE void filter_tiles(const lanes f[9], float *u, size_t stride, int np, const int m)
 {
     const int a = m + 2;
-    float f[9], t[MAX_A][3], col[3], o[MAX_A];
-    for (int k = 0; k < 9; k++) f[k] = g[flip ? 8 - k : k];
-    for (int c = 0; c < 3; c++) { /* G g, a column at a time */
+    lanes t[MAX_A][3], col[3], o[MAX_A];
+    for (int c = 0; c < 3; c++) { /* G f, a column at a time */
         for (int i = 0; i < 3; i++) col[i] = f[3 * i + c];
         g_step(m, col, o);
         for (int j = 0; j < a; j++) t[j][c] = o[j];
     }
     for (int j = 0; j < a; j++) { /* ... G^T */
         g_step(m, t[j], o);
-        for (int l = 0; l < a; l++) u[(size_t)(a * j + l) * stride] = o[l];
+        for (int l = 0; l < a; l++) store_lanes(u + (size_t)(a * j + l) * stride, o[l], np);
     }
+}
+
+static inline int lanes_left(size_t count, size_t at)
+{
+    return count - at < LANES ? (int)(count - at) : LANES;
 }
 
 ALWAYS_INLINE void transform_filters(const struct conv_shape *s, const float *w, float *u,
                                      const int m)
 {
     const size_t pairs = (size_t)s->cout * s->cin;
-#pragma omp for simd schedule(static)
-    for (size_t r = 0; r < pairs; r++) filter_tile(w + 9 * r, false, u + r, pairs, m);
+#pragma omp for schedule(static)
+    for (size_t r = 0; r < pairs; r += LANES) {
+        lanes f[9];
+        const int np = lanes_left(pairs, r);
+        gather_filters(w + 9 * r, 9, np, false, f);
+        filter_tiles(f, u + r, pairs, np, m);
+    }
 }
 
 void winograd_transform_filter(const struct conv_shape *s, const float *w, float *u)
@@ -291,13 +336,15 @@ void winograd_transform_filter(const struct conv_shape *s, const float *w, float
 ALWAYS_INLINE void transform_filters_flipped(const struct conv_shape *s, const float *w, float *u,
                                              const int m)
 {
-    const size_t pairs = (size_t)s->cout * s->cin;
+    const size_t pairs = (size_t)s->cout * s->cin, cout = (size_t)s->cout;
 #pragma omp for schedule(static)
     for (int ci = 0; ci < s->cin; ci++)
-#pragma omp simd
-        for (int co = 0; co < s->cout; co++)
-            filter_tile(w + 9 * ((size_t)co * s->cin + ci), true, u + (size_t)ci * s->cout + co, pairs,
-                        m);
+        for (size_t co = 0; co < cout; co += LANES) {
+            lanes f[9];
+            const int np = lanes_left(cout, co);
+            gather_filters(w + 9 * (co * s->cin + ci), 9 * (size_t)s->cin, np, true, f);
+            filter_tiles(f, u + ci * cout + co, pairs, np, m);
+        }
 }
 
 void winograd_transform_filter_flipped(const struct conv_shape *s, const float *w, float *u)
@@ -313,19 +360,21 @@ ALWAYS_INLINE void filter_gradients(const struct conv_shape *s, const float *du,
 {
     const int a = m + 2;
     const size_t pairs = (size_t)s->cout * s->cin;
-#pragma omp for simd schedule(static)
-    for (size_t r = 0; r < pairs; r++) {
-        float t[3][MAX_A], v[MAX_A], o[3];
+#pragma omp for schedule(static)
+    for (size_t r = 0; r < pairs; r += LANES) {
+        const int np = lanes_left(pairs, r);
+        lanes t[3][MAX_A], v[MAX_A], o[3], g[9];
         for (int l = 0; l < a; l++) { /* G^T du, a column at a time */
-            for (int j = 0; j < a; j++) v[j] = du[(size_t)(a * j + l) * pairs + r];
+            for (int j = 0; j < a; j++) v[j] = load_lanes(du + (size_t)(a * j + l) * pairs + r, np);
             gt_step(m, v, o);
             for (int i = 0; i < 3; i++) t[i][l] = o[i];
         }
-        float *g = dw + 9 * r;
         for (int i = 0; i < 3; i++) { /* ... G */
             gt_step(m, t[i], o);
             for (int k = 0; k < 3; k++) g[3 * i + k] = o[k];
         }
+        for (int p = 0; p < np; p++)
+            for (int k = 0; k < 9; k++) dw[9 * (r + p) + k] = g[k][p];
     }
 }
 
@@ -343,32 +392,6 @@ void winograd_filter_gradient(const struct conv_shape *s, const float *du, float
  * eight samples are adjacent in the transformed arrays, so its values are stored as
  * whole vectors; only the planes are transposed, eight rows at a time, on their way
  * in and out. */
-
-/* The lanes of a group: the group's first sample and count (np < LANES at the end
- * of a chunk). Past np a load reads zeros and a store writes nothing. */
-static inline lanes load_lanes(const float *src, int np)
-{
-    lanes v = {0};
-    if (np == LANES) memcpy(&v, src, sizeof v);
-    else
-        for (int p = 0; p < np; p++) v[p] = src[p];
-    return v;
-}
-
-static inline void store_lanes(float *dst, lanes v, int np)
-{
-    if (np == LANES) memcpy(dst, &v, sizeof v);
-    else
-        for (int p = 0; p < np; p++) dst[p] = v[p];
-}
-
-/* The np floats at src, which are then set to zero. */
-static inline lanes take_lanes(float *src, int np)
-{
-    const lanes v = load_lanes(src, np);
-    store_lanes(src, (lanes){0}, np);
-    return v;
-}
 
 /* r[0..7] = its transpose: lane p of row k becomes lane k of row p. */
 static inline void transpose8(lanes r[LANES])
