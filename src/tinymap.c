@@ -31,9 +31,11 @@ static int input_position(const struct conv_shape *s, int p, int t)
 void tinymap_transpose_weights(const struct conv_shape *s, const float *w, float *wt)
 {
     const size_t kk = (size_t)s->k * s->k, pairs = (size_t)s->cout * s->cin;
+    /* By filter, so that w is read once and both threads share the work whatever the
+     * number of taps. */
 #pragma omp parallel for schedule(static)
-    for (int t = 0; t < s->ntaps; t++)
-        for (size_t r = 0; r < pairs; r++) wt[t * pairs + r] = w[r * kk + s->taps[t]];
+    for (size_t r = 0; r < pairs; r++)
+        for (int t = 0; t < s->ntaps; t++) wt[t * pairs + r] = w[r * kk + s->taps[t]];
 }
 
 /* to (positions, c, nc) from samples [n0, n0 + nc) of from (c, n, positions). Per
