@@ -9,27 +9,19 @@
 #endif
 
 #include "error.h"
+#include "vec8.h"
 
 /* Per-thread buffers of about a core's L2: larger chunks spill to the shared cache. */
 #define STEM_THREAD_BYTES ((size_t)1 << 20)
 /* Widest pooled row (a 4096-pixel image): the pool's row maxima live on the stack. */
 #define STEM_POOL_MAX_W 1024
 
-/* One patch row: STEM_K floats and a spare lane. */
-typedef float v8f __attribute__((vector_size(32)));
-
-static inline v8f load8(const float *p)
-{
-    v8f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* acc + x * v, fused where the build targets FMA (ISO C mode contracts nothing). */
-static inline v8f fma8(float x, v8f v, v8f acc)
+/* A patch row (STEM_K floats and a spare lane) is one vec8. acc + x * v, fused where
+ * the build targets FMA (ISO C mode contracts nothing). */
+static inline vec8 fma8(float x, vec8 v, vec8 acc)
 {
 #ifdef __FMA__
-    return (v8f)_mm256_fmadd_ps(_mm256_set1_ps(x), (__m256)v, (__m256)acc);
+    return (vec8)_mm256_fmadd_ps(_mm256_set1_ps(x), (__m256)v, (__m256)acc);
 #else
     return acc + x * v;
 #endif
@@ -168,13 +160,13 @@ static void add_moments(const struct conv_shape *cs, const float *xp, int nc, do
         for (int j = ky; j < STEM_K; j++)
             for (int n = 0; n < nc; n++)
                 for (int y0 = 0; y0 < cs->ho; y0 += rows) {
-                    v8f acc[STEM_K] = {{0}}, sum = {0};
+                    vec8 acc[STEM_K] = {{0}}, sum = {0};
                     for (int oy = y0; oy < y0 + rows && oy < cs->ho; oy++) {
                         const float *img = xp + (size_t)n * pp + (size_t)oy * stride * pw;
                         const float *taps = img + (size_t)ky * pw, *rj = img + (size_t)j * pw;
                         for (int ox = 0; ox < cs->wo; ox++) {
                             const size_t off = (size_t)ox * stride;
-                            const v8f v = load8(rj + off);
+                            const vec8 v = vec8_load(rj + off);
                             for (int kx = 0; kx < STEM_K; kx++)
                                 acc[kx] = fma8(taps[off + kx], v, acc[kx]);
                             sum += v;
@@ -410,7 +402,7 @@ static void chunk_backward(const struct stem *st, const struct stem_params *p, i
     double *sums = st->sums + (size_t)i * 2 * c;
     float *dsum = st->dsum + (size_t)i * c * STEM_TAPS;
     for (int ch = 0; ch < c; ch++) {
-        v8f d[STEM_K] = {{0}};
+        vec8 d[STEM_K] = {{0}};
         double sdz = 0.0;
         for (int j = 0; j < nc; j++) {
             const size_t plane = ((size_t)ch * n + n0 + j) * out_plane;
@@ -430,7 +422,7 @@ static void chunk_backward(const struct stem *st, const struct stem_params *p, i
             }
             for (int e = 0; e < len; e++) {
                 const float *base = img + at[e], g = gl[e];
-                for (int r = 0; r < STEM_K; r++) d[r] = fma8(g, load8(base + (size_t)r * pw), d[r]);
+                for (int r = 0; r < STEM_K; r++) d[r] = fma8(g, vec8_load(base + (size_t)r * pw), d[r]);
                 sdz += (double)g;
             }
         }

@@ -22,20 +22,19 @@
  * for the GEMMs. Tiles are numbered (sample of the chunk, tile row, tile column). */
 #include "winograd.h"
 
-#include <string.h>
-
 #include "gemm.h"
+#include "vec8.h"
 
 /* Widest map the data transforms take: their per-thread row buffers are on the stack,
  * sized by this, so the training step allocates nothing. */
 #define MAX_W 256
 #define MAX_A 6 /* largest tile side m + 2 */
 
-/* The data transforms take eight samples side by side, one per lane of a vector:
- * AVX2 registers under -march=x86-64-v3, two SSE ones without. */
-#define LANES 8
-typedef float lanes __attribute__((vector_size(LANES * sizeof(float))));
-typedef int lane_index __attribute__((vector_size(LANES * sizeof(int))));
+/* The data transforms take eight samples side by side, and the filter transforms
+ * eight filters, one per lane of a vec8. */
+#define LANES VEC8_LANES
+typedef vec8 lanes;
+typedef vec8_index lane_index;
 
 bool winograd_applies(const struct conv_shape *s)
 {
@@ -211,7 +210,7 @@ static inline void a_step(int m, const lanes *e, lanes *o)
 static inline lanes load_lanes(const float *src, int np)
 {
     lanes v = {0};
-    if (np == LANES) memcpy(&v, src, sizeof v);
+    if (np == LANES) v = vec8_load(src);
     else
         for (int p = 0; p < np; p++) v[p] = src[p];
     return v;
@@ -219,7 +218,7 @@ static inline lanes load_lanes(const float *src, int np)
 
 static inline void store_lanes(float *dst, lanes v, int np)
 {
-    if (np == LANES) memcpy(dst, &v, sizeof v);
+    if (np == LANES) vec8_store(dst, v);
     else
         for (int p = 0; p < np; p++) dst[p] = v[p];
 }
@@ -421,7 +420,7 @@ static inline void load_rows(const float *const src[LANES], int len, lanes *dst)
     int k = 0;
     for (; k + LANES <= len; k += LANES) {
         lanes r[LANES];
-        for (int p = 0; p < LANES; p++) memcpy(&r[p], src[p] + k, sizeof r[p]);
+        for (int p = 0; p < LANES; p++) r[p] = vec8_load(src[p] + k);
         transpose8(r);
         for (int q = 0; q < LANES; q++) dst[k + q] = r[q];
     }
@@ -440,11 +439,9 @@ static inline void store_rows(const lanes *src, int len, float *const dst[LANES]
         transpose8(r);
         for (int p = 0; p < np; p++) {
             if (accumulate) {
-                lanes old;
-                memcpy(&old, dst[p] + k, sizeof old);
-                r[p] += old;
+                r[p] += vec8_load(dst[p] + k);
             }
-            memcpy(dst[p] + k, &r[p], sizeof r[p]);
+            vec8_store(dst[p] + k, r[p]);
         }
     }
     for (; k < len; k++)
