@@ -459,6 +459,34 @@ static inline int group_planes(const float *t, const struct conv_shape *s, int c
     return np;
 }
 
+/* The block the transforms read for the group after (ch, g) in their loops' order
+ * (the next group of the channel, or the next channel's first): its planes are
+ * adjacent, count floats from the returned address; NULL after the last. */
+static inline const float *next_group(const float *t, const struct conv_shape *s, int c, int ch,
+                                      int g, int n0, int nc, size_t size, size_t *count)
+{
+    int first = (g + 1) * LANES;
+    if (first >= nc) {
+        if (ch + 1 == c) return NULL;
+        ch++;
+        first = 0;
+    }
+    *count = (size_t)(nc - first < LANES ? nc - first : LANES) * size;
+    return t + ((size_t)ch * s->n + n0 + first) * size;
+}
+
+/* Part `part` of `parts` of the 64-byte lines of [p, p + count) into the cache. The
+ * transforms take the next group's block a tile row at a time while they work on
+ * this one: each group's block is a few KB, and the hardware prefetchers lose the
+ * stream at every jump to the next channel's. */
+static inline void prefetch_part(const float *p, size_t count, int part, int parts)
+{
+    if (!p) return;
+    const size_t lines = (count + 15) / 16;
+    for (size_t l = lines * part / parts; l < lines * (part + 1) / parts; l++)
+        __builtin_prefetch(p + 16 * l);
+}
+
 /* A zero row for the planes a short group lacks and for padding rows, as wide as
  * any map row the transforms take. */
 static const float zero_row[MAX_W];
@@ -481,7 +509,10 @@ ALWAYS_INLINE void input_transform_m(const struct conv_shape *s, int c, const fl
             const float *plane[LANES];
             const int np = group_planes(x, s, ch, n0, nc, g, (size_t)h * w, plane);
             float *out = v + (size_t)ch * P + (size_t)g * LANES * ty_n * tx_n;
+            size_t next_count = 0;
+            const float *next = next_group(x, s, c, ch, g, n0, nc, (size_t)h * w, &next_count);
             for (int ty = 0; ty < ty_n; ty++) {
+                prefetch_part(next, next_count, ty, ty_n);
                 for (int i = 0; i < a; i++) {
                     const int iy = m * ty - 1 + i;
                     lanes *row = rows[i];
@@ -542,7 +573,10 @@ ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, float *
             const int first = g * LANES, np = nc - first < LANES ? nc - first : LANES;
             for (int q = 0; q < np; q++) plane[q] = y + ((size_t)ch * s->n + n0 + first + q) * ho * wo;
             float *in = p + (size_t)ch * P + (size_t)first * ty_n * tx_n;
+            size_t next_count = 0;
+            const float *next = next_group(y, s, c, ch, g, n0, nc, (size_t)ho * wo, &next_count);
             for (int ty = 0; ty < ty_n; ty++) {
+                prefetch_part(next, next_count, ty, ty_n);
                 for (int tx = 0; tx < tx_n; tx++) { /* A^T p */
                     float *src = in + (size_t)(ty * tx_n + tx) * np;
                     for (int l = 0; l < a; l++) {
@@ -593,7 +627,10 @@ ALWAYS_INLINE void gradient_transform_m(const struct conv_shape *s, int c, const
             const float *plane[LANES];
             const int np = group_planes(dy, s, ch, n0, nc, g, (size_t)ho * wo, plane);
             float *out = z + (size_t)ch * P + (size_t)g * LANES * ty_n * tx_n;
+            size_t next_count = 0;
+            const float *next = next_group(dy, s, c, ch, g, n0, nc, (size_t)ho * wo, &next_count);
             for (int ty = 0; ty < ty_n; ty++) {
+                prefetch_part(next, next_count, ty, ty_n);
                 for (int i = 0; i < m; i++) {
                     const int iy = m * ty + i;
                     lanes *row = rows[i];
