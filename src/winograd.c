@@ -459,9 +459,10 @@ static inline int group_planes(const float *t, const struct conv_shape *s, int c
     return np;
 }
 
-/* The block the transforms read for the group after (ch, g) in their loops' order
- * (the next group of the channel, or the next channel's first): its planes are
- * adjacent, count floats from the returned address; NULL after the last. */
+/* The planes of t (c, n, size) that the transforms read, or the output transform
+ * writes, for the group after (ch, g) in their loops' order (the next group of the
+ * channel, or the next channel's first): adjacent, count floats from the returned
+ * address; NULL after the last. */
 static inline const float *next_group(const float *t, const struct conv_shape *s, int c, int ch,
                                       int g, int n0, int nc, size_t size, size_t *count)
 {
