@@ -466,14 +466,13 @@ static inline int group_planes(const float *t, const struct conv_shape *s, int c
 static inline const float *next_group(const float *t, const struct conv_shape *s, int c, int ch,
                                       int g, int n0, int nc, size_t size, size_t *count)
 {
-    int first = (g + 1) * LANES;
-    if (first >= nc) {
-        if (ch + 1 == c) return NULL;
-        ch++;
-        first = 0;
+    if (++g * LANES >= nc) {
+        if (++ch == c) return NULL;
+        g = 0;
     }
-    *count = (size_t)(nc - first < LANES ? nc - first : LANES) * size;
-    return t + ((size_t)ch * s->n + n0 + first) * size;
+    const float *plane[LANES];
+    *count = (size_t)group_planes(t, s, ch, n0, nc, g, size, plane) * size;
+    return plane[0];
 }
 
 /* Part `part` of `parts` of the 64-byte lines of [p, p + count) into the cache. The
