@@ -84,6 +84,10 @@ size_t conv2d_winograd_floats(const struct conv_shape *s);
 /* Floats of Winograd's products buffer (0 if not Winograd). */
 size_t conv2d_winograd_out_floats(const struct conv_shape *s);
 
+/* Floats of the pieces of the weight gradient's GEMM where the im2col or direct path
+ * cuts its K (gemm_splits_k) for some chunk of up to `samples` samples; 0 if never. */
+size_t conv2d_dw_pieces_floats(const struct conv_shape *s, int samples);
+
 /* Seconds inside convolutions, by part (filled when a workspace carries one). */
 struct conv_timing {
     double im2col, col2im, gemm, transform; /* transform: Winograd's and tinymap's weight transforms */
@@ -102,6 +106,8 @@ struct conv_workspace {
     float *wino_out;   /* (wino_out_floats, the largest conv2d_winograd_out_floats) Winograd's
                         * products: all zero between calls (winograd.h) */
     size_t wino_out_floats;
+    float *dw_pieces;  /* (largest conv2d_dw_pieces_floats) a long-K weight gradient's pieces
+                        * (gemm_tiled_long_k); NULL: never cut */
 };
 
 /* y (cout, n, ho, wo) = conv(x (cin, n, h, w), w (cout, cin, k, k)) + b (cout). */

@@ -115,6 +115,15 @@ size_t conv2d_winograd_out_floats(const struct conv_shape *s)
     return s->algo == CONV_WINOGRAD ? winograd_out_floats(s) : 0;
 }
 
+size_t conv2d_dw_pieces_floats(const struct conv_shape *s, int samples)
+{
+    if (s->algo != CONV_IM2COL && s->algo != CONV_DIRECT) return 0;
+    const int kdim = s->cin * s->ntaps;
+    const long cols = (long)samples * s->ho * s->wo;
+    const int k = cols > GEMM_LONG_K ? GEMM_LONG_K : (int)cols;
+    return gemm_splits_k(s->cout, kdim, k) ? (size_t)GEMM_K_PIECES * s->cout * kdim : 0;
+}
+
 /* The weights as a (cout, cin*ntaps) matrix: w itself, or its live columns copied. */
 static const float *tap_weights(const struct conv_shape *s, const float *w,
                                 const struct conv_workspace *ws)
@@ -282,6 +291,17 @@ static void conv_gemm(const struct conv_workspace *ws, bool trans_a, bool trans_
                                                          b, ldb, beta, c, ldc);
 }
 
+/* The weight gradient's GEMM, ws->dw (cout, kdim) = dy (cout, cols) . b (kdim, cols)^T
+ * + beta ws->dw: with a long K cut into fixed pieces (gemm_tiled_long_k). */
+static void weight_gemm(const struct conv_workspace *ws, int cout, int kdim, int cols,
+                        const float *dy, int ldy, const float *b, int ldb, float beta)
+{
+    if (ws->shard > 0 || ws->align > 0)
+        gemm_tiled_long_k(cout, kdim, cols, dy, ldy, b, ldb, beta, ws->dw, kdim, ws->dw_pieces);
+    else
+        gemm(false, true, cout, kdim, cols, 1.0f, dy, ldy, b, ldb, beta, ws->dw, kdim);
+}
+
 /* ---- forward / backward ---------------------------------------------------- */
 
 static void add_bias(const struct conv_shape *s, const float *b, float *y)
@@ -443,15 +463,13 @@ void conv2d_backward(const struct conv_shape *s, const float *x, const float *w_
         const float beta = starts_sum(&plan, n0) ? 0.0f : 1.0f;
         if (s->algo == CONV_DIRECT) {
             const float *xc = x + n0 * hw_out;
-            TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, xc, ldy,
-                                      beta, ws->dw, kdim));
+            TIMED(ws->timing, ws->timing->gemm, weight_gemm(ws, s->cout, kdim, cols, dyc, ldy, xc, ldy, beta));
             if (dx)
                 TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
                                           accumulate_dx ? 1.0f : 0.0f, dx + n0 * hw_out, ldy));
         } else {
             TIMED(ws->timing, ws->timing->im2col, im2col(s, x, n0, nc, ws->col));
-            TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, false, true, s->cout, kdim, cols, dyc, ldy, ws->col, cols,
-                                      beta, ws->dw, kdim));
+            TIMED(ws->timing, ws->timing->gemm, weight_gemm(ws, s->cout, kdim, cols, dyc, ldy, ws->col, cols, beta));
             if (dx) {
                 TIMED(ws->timing, ws->timing->gemm, conv_gemm(ws, true, false, kdim, cols, s->cout, w, kdim, dyc, ldy,
                                           0.0f, ws->col, cols));

@@ -44,6 +44,43 @@ void gemm_tiled(bool trans_a, bool trans_b, int m, int n, int k, float alpha, co
     }
 }
 
+bool gemm_splits_k(int m, int n, int k)
+{
+    return k >= GEMM_LONG_K && (size_t)m * n < (size_t)16 * GEMM_TILE * GEMM_TILE;
+}
+
+void gemm_tiled_long_k(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                       float beta, float *c, int ldc, float *pieces)
+{
+    if (!pieces || !gemm_splits_k(m, n, k)) {
+        gemm_tiled(false, true, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* Pieces of a multiple of 16 floats (whole cache lines of A's and B's rows); the
+     * last is shorter, and never empty for K >= GEMM_LONG_K. */
+    const int kp = ((k + GEMM_K_PIECES - 1) / GEMM_K_PIECES + 15) / 16 * 16;
+    const size_t mn = (size_t)m * n;
+    const bool nested = omp_get_level() > 0;
+#define PIECE(p)                                                                           \
+    gemm(false, true, m, n, k - (p) * kp < kp ? k - (p) * kp : kp, 1.0f, a + (size_t)(p) * kp, lda, \
+         b + (size_t)(p) * kp, ldb, 0.0f, pieces + (size_t)(p) * mn, n)
+    if (nested)
+        for (int p = 0; p < GEMM_K_PIECES; p++) PIECE(p);
+    else {
+#pragma omp parallel for schedule(dynamic) if (omp_get_max_threads() > 1)
+        for (int p = 0; p < GEMM_K_PIECES; p++) PIECE(p);
+    }
+#undef PIECE
+    /* C = beta C + the pieces, added in piece order. */
+#pragma omp parallel for schedule(static) if (!nested && omp_get_max_threads() > 1)
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float sum = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
+            for (int p = 0; p < GEMM_K_PIECES; p++) sum += pieces[(size_t)p * mn + (size_t)i * n + j];
+            c[(size_t)i * ldc + j] = sum;
+        }
+}
+
 void gemm_set_threads(int threads)
 {
     /* One OpenMP pool serves both OpenBLAS (OpenMP build) and our loops. */

@@ -289,7 +289,7 @@ static void plan_work_buffers(struct resnet *m, struct arena *a, const size_t *e
 
 /* The largest per-layer workspaces over every convolution of the model. */
 struct conv_needs {
-    size_t col, tap_weights, wino, wino_out;
+    size_t col, tap_weights, wino, wino_out, dw_pieces;
     int max_channels;
 };
 
@@ -299,6 +299,9 @@ static void need_conv(struct conv_needs *nd, const struct conv_shape *s, bool ow
     if (conv2d_tap_weight_floats(s) > nd->tap_weights) nd->tap_weights = conv2d_tap_weight_floats(s);
     if (conv2d_winograd_floats(s) > nd->wino) nd->wino = conv2d_winograd_floats(s);
     if (conv2d_winograd_out_floats(s) > nd->wino_out) nd->wino_out = conv2d_winograd_out_floats(s);
+    /* Chunks span at most the whole batch. */
+    const size_t pieces = conv2d_dw_pieces_floats(s, s->n);
+    if (pieces > nd->dw_pieces) nd->dw_pieces = pieces;
     if (s->cout > nd->max_channels) nd->max_channels = s->cout;
 }
 
@@ -343,6 +346,7 @@ static void plan_rest(struct resnet *m, struct arena *a)
     /* Zero from the start (the arena's pages are fresh), as winograd.h requires. */
     m->ws.wino_out = take(a, sizeof(float) * nd.wino_out);
     m->ws.wino_out_floats = nd.wino_out;
+    m->ws.dw_pieces = nd.dw_pieces ? take(a, sizeof(float) * nd.dw_pieces) : NULL;
     const int maxc = nd.max_channels > m->stem_bn.c ? nd.max_channels : m->stem_bn.c;
     m->bn_work = take(a, sizeof(double) * (2 * (size_t)maxc + 1));
     for (int i = 0; i < m->nblocks; i++)

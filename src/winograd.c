@@ -231,6 +231,12 @@ static inline lanes take_lanes(float *src, int np)
     return v;
 }
 
+/* Items (filters, samples) of the vector that starts at item `at` of `count`. */
+static inline int lanes_left(size_t count, size_t at)
+{
+    return count - at < LANES ? (int)(count - at) : LANES;
+}
+
 /* ---- filter transforms ------------------------------------------------------
  * Eight filters at a time, one per lane (the same operations as one at a time, so the
  * same results): the steps' divisions by 6, 12 and 24 then run eight-wide. */
@@ -304,11 +310,6 @@ ALWAYS_INLINE void filter_tiles(const lanes f[9], float *u, size_t stride, int n
         g_step(m, t[j], o);
         for (int l = 0; l < a; l++) store_lanes(u + (size_t)(a * j + l) * stride, o[l], np);
     }
-}
-
-static inline int lanes_left(size_t count, size_t at)
-{
-    return count - at < LANES ? (int)(count - at) : LANES;
 }
 
 ALWAYS_INLINE void transform_filters(const struct conv_shape *s, const float *w, float *u,
@@ -454,7 +455,7 @@ static inline void store_rows(const lanes *src, int len, float *const dst[LANES]
 static inline int group_planes(const float *t, const struct conv_shape *s, int ch, int n0, int nc,
                                int g, size_t size, const float *plane[LANES])
 {
-    const int first = g * LANES, np = nc - first < LANES ? nc - first : LANES;
+    const int first = g * LANES, np = lanes_left((size_t)nc, (size_t)first);
     for (int p = 0; p < np; p++) plane[p] = t + ((size_t)ch * s->n + n0 + first + p) * size;
     return np;
 }
@@ -570,7 +571,7 @@ ALWAYS_INLINE void output_transform_m(const struct conv_shape *s, int c, float *
     for (int ch = 0; ch < c; ch++)
         for (int g = 0; g < groups; g++) {
             float *plane[LANES];
-            const int first = g * LANES, np = nc - first < LANES ? nc - first : LANES;
+            const int first = g * LANES, np = lanes_left((size_t)nc, (size_t)first);
             for (int q = 0; q < np; q++) plane[q] = y + ((size_t)ch * s->n + n0 + first + q) * ho * wo;
             float *in = p + (size_t)ch * P + (size_t)first * ty_n * tx_n;
             size_t next_count = 0;
