@@ -68,15 +68,33 @@ void winograd_transform_filter(const struct conv_shape *s, const float *w, float
 /* U (a^2, cin, cout) for the input gradient: the filter flipped, channels swapped. */
 void winograd_transform_filter_flipped(const struct conv_shape *s, const float *w, float *u);
 
-/* y[chunk] (cout, ...) = conv(x[chunk]) with U from winograd_transform_filter;
- * y's row stride per channel is s->n * ho * wo. `out`: all zero, and left so. */
-void winograd_forward(const struct conv_shape *s, const float *u, const float *x, int n0, int nc,
-                      float *y, float *work, float *out);
+/* Chunks of samples [n0, n0 + nc), and groups of them. The forward and input-gradient
+ * passes take a group of chunks at once where the filter bank is large (at 96x96's
+ * last stage 26 MB, 1 MB per position): each position's GEMMs for every chunk of the
+ * group then run back to back, its filter matrix packed from the cache after the
+ * first instead of from memory. A group needs winograd_group_floats(s, cin, nc)
+ * floats of work and winograd_group_floats(s, cout, nc) of products (cin and cout
+ * swapped for the input gradient) for each of its chunks. */
+#define WINOGRAD_MAX_GROUP 64
+#define WINOGRAD_GROUP_BANK_FLOATS ((size_t)2 << 20)
+struct wino_chunk {
+    int n0, nc;
+};
+bool winograd_groups_chunks(const struct conv_shape *s);
+size_t winograd_group_floats(const struct conv_shape *s, int channels, int nc);
+
+/* y[chunk] (cout, ...) = conv(x[chunk]) with U from winograd_transform_filter, for
+ * each chunk of the group (count <= WINOGRAD_MAX_GROUP); y's row stride per channel
+ * is s->n * ho * wo. `out`: all zero, and left so. */
+void winograd_forward(const struct conv_shape *s, const float *u, const float *x,
+                      const struct wino_chunk *group, int count, float *y, float *work, float *out);
 
 /* dx[chunk] (cin, ...) = (or +=, accumulate) the input gradient for dy[chunk], with U
- * from winograd_transform_filter_flipped. `out`: all zero, and left so. */
+ * from winograd_transform_filter_flipped, for each chunk of the group. `out`: all
+ * zero, and left so. */
 void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, const float *dy,
-                            int n0, int nc, float *dx, bool accumulate, float *work, float *out);
+                            const struct wino_chunk *group, int count, float *dx, bool accumulate,
+                            float *work, float *out);
 
 /* du (a^2, cout, cin) = (beta 0) or += (beta 1) the weight gradient of the chunk in the
  * transformed domain; winograd_filter_gradient turns the sum into (cout, cin, 3, 3). */

@@ -276,6 +276,28 @@ static bool ends_sum(const struct chunk_plan *c, int n0, int nc)
     return n0 + nc == c->n || (c->per_shard && (n0 + nc) % c->block == 0);
 }
 
+/* The Winograd group (winograd.h) that starts with the chunk at n0, reading `in`
+ * channels and writing `out`: that chunk, and where the layer groups its chunks the
+ * ones after it while their transformed inputs fit the workspace and their products
+ * the products buffer. Returns the number of chunks. */
+static int winograd_group(const struct conv_shape *s, const struct conv_workspace *ws,
+                          const struct chunk_plan *plan, int n0, int in, int out,
+                          struct wino_chunk *group)
+{
+    size_t work = 0, products = 0;
+    int count = 0;
+    for (int c0 = n0; c0 < plan->n && count < WINOGRAD_MAX_GROUP; c0 += group[count - 1].nc) {
+        const int nc = chunk_len(plan, c0);
+        work += winograd_group_floats(s, in, nc);
+        products += winograd_group_floats(s, out, nc);
+        if (count > 0 && (!winograd_groups_chunks(s) || work > ws->col_floats ||
+                          products > ws->wino_out_floats))
+            break;
+        group[count++] = (struct wino_chunk){c0, nc};
+    }
+    return count;
+}
+
 #define FOR_CHUNKS(plan, n0, nc) \
     for (int n0 = 0, nc = chunk_len(&(plan), 0); n0 < (plan).n; n0 += nc, nc = chunk_len(&(plan), n0))
 
@@ -341,11 +363,15 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
             TIMED(ws->timing, ws->timing->transform, winograd_transform_filter(s, w_all, prepared));
         else
             TIMED(ws->timing, ws->timing->transform, tinymap_transpose_weights(s, w_all, prepared));
-        FOR_CHUNKS(plan, n0, nc) {
-            if (winograd)
-                TIMED(ws->timing, ws->timing->gemm,
-                      winograd_forward(s, prepared, x, n0, nc, y, ws->col, winograd_out(s, ws)));
-            else
+        if (winograd) {
+            struct wino_chunk group[WINOGRAD_MAX_GROUP];
+            for (int n0 = 0, count; n0 < plan.n; n0 = group[count - 1].n0 + group[count - 1].nc) {
+                count = winograd_group(s, ws, &plan, n0, s->cin, s->cout, group);
+                TIMED(ws->timing, ws->timing->gemm, winograd_forward(s, prepared, x, group, count, y, ws->col,
+                                                                     winograd_out(s, ws)));
+            }
+        } else {
+            FOR_CHUNKS(plan, n0, nc)
                 TIMED(ws->timing, ws->timing->gemm, tinymap_forward(s, prepared, x, n0, nc, y, ws->col));
         }
         add_bias(s, b, y);
@@ -389,9 +415,12 @@ static void winograd_backward(const struct conv_shape *s, const float *x, const 
     }
     if (!dx) return;
     TIMED(ws->timing, ws->timing->transform, winograd_transform_filter_flipped(s, w_all, bank));
-    FOR_CHUNKS(*plan, n0, nc)
-        TIMED(ws->timing, ws->timing->gemm, winograd_backward_data(s, bank, dy, n0, nc, dx, accumulate_dx,
+    struct wino_chunk group[WINOGRAD_MAX_GROUP];
+    for (int n0 = 0, count; n0 < plan->n; n0 = group[count - 1].n0 + group[count - 1].nc) {
+        count = winograd_group(s, ws, plan, n0, s->cout, s->cin, group);
+        TIMED(ws->timing, ws->timing->gemm, winograd_backward_data(s, bank, dy, group, count, dx, accumulate_dx,
                                                                    ws->col, winograd_out(s, ws)));
+    }
 }
 
 /* conv2d_backward's gradients on a tiny map: the tap-major weight gradient sums over

@@ -95,6 +95,9 @@ size_t winograd_chunk_floats(const struct conv_shape *s)
 size_t winograd_out_floats(const struct conv_shape *s)
 {
     const size_t c = s->cin > s->cout ? (size_t)s->cin : (size_t)s->cout;
+    if (winograd_groups_chunks(s)) /* a group of the whole batch, each chunk's stride rounded up */
+        return (size_t)positions(s) *
+               (c * tiles_y(s) * tiles_x(s) * (size_t)s->n + 32 * WINOGRAD_MAX_GROUP);
     const size_t P = (size_t)winograd_chunk_samples(s) * tiles_y(s) * tiles_x(s);
     return (size_t)positions(s) * position_stride((int)c, P);
 }
@@ -682,39 +685,61 @@ static size_t chunk_tiles(const struct conv_shape *s, int nc)
     return (size_t)nc * tiles_y(s) * tiles_x(s);
 }
 
-void winograd_forward(const struct conv_shape *s, const float *u, const float *x, int n0, int nc,
-                      float *y, float *work, float *out)
+bool winograd_groups_chunks(const struct conv_shape *s)
 {
-    const size_t P = chunk_tiles(s, nc);
-    const int npos = positions(s);
-    const size_t sv = position_stride(s->cin, P), sm = position_stride(s->cout, P);
-    float *v = work, *m = out;
-    input_transform(s, s->cin, x, n0, nc, v);
+    return winograd_filter_floats(s) >= WINOGRAD_GROUP_BANK_FLOATS;
+}
+
+size_t winograd_group_floats(const struct conv_shape *s, int channels, int nc)
+{
+    return (size_t)positions(s) * position_stride(channels, chunk_tiles(s, nc));
+}
+
+/* dst = (or +=, accumulate) the convolution t of src by the transformed bank u, for
+ * each chunk of the group: every chunk's input transformed (each into its own part
+ * of work), then each position's GEMMs for every chunk in turn on one thread, then
+ * every chunk's products transformed back (each from its own part of out). Each
+ * chunk's GEMMs and transforms are the calls a group of one makes, so grouping
+ * changes no bits. */
+static void filter_group(const struct conv_shape *t, const float *u, const float *src,
+                         const struct wino_chunk *group, int count, float *dst, bool accumulate,
+                         float *work, float *out)
+{
+    const int npos = positions(t);
+    float *v[WINOGRAD_MAX_GROUP], *m[WINOGRAD_MAX_GROUP];
+    for (int c = 0; c < count; c++) {
+        v[c] = c ? v[c - 1] + winograd_group_floats(t, t->cin, group[c - 1].nc) : work;
+        m[c] = c ? m[c - 1] + winograd_group_floats(t, t->cout, group[c - 1].nc) : out;
+        input_transform(t, t->cin, src, group[c].n0, group[c].nc, v[c]);
+    }
 #pragma omp parallel for schedule(static)
     for (int xi = 0; xi < npos; xi++)
-        gemm(false, false, s->cout, (int)P, s->cin, 1.0f, u + (size_t)xi * s->cout * s->cin, s->cin,
-             v + xi * sv, (int)P, 1.0f, m + xi * sm, (int)P);
-    output_transform(s, s->cout, m, n0, nc, y, false);
+        for (int c = 0; c < count; c++) {
+            const size_t P = chunk_tiles(t, group[c].nc);
+            const size_t sv = position_stride(t->cin, P), sm = position_stride(t->cout, P);
+            gemm(false, false, t->cout, (int)P, t->cin, 1.0f, u + (size_t)xi * t->cout * t->cin,
+                 t->cin, v[c] + xi * sv, (int)P, 1.0f, m[c] + xi * sm, (int)P);
+        }
+    for (int c = 0; c < count; c++)
+        output_transform(t, t->cout, m[c], group[c].n0, group[c].nc, dst, accumulate);
+}
+
+void winograd_forward(const struct conv_shape *s, const float *u, const float *x,
+                      const struct wino_chunk *group, int count, float *y, float *work, float *out)
+{
+    filter_group(s, u, x, group, count, y, false, work, out);
 }
 
 void winograd_backward_data(const struct conv_shape *s, const float *u_flipped, const float *dy,
-                            int n0, int nc, float *dx, bool accumulate, float *work, float *out)
+                            const struct wino_chunk *group, int count, float *dx, bool accumulate,
+                            float *work, float *out)
 {
     /* The forward pass of a conv from cout to cin channels on dy. Same tiles: the map
      * keeps its size (stride 1, pad 1). */
-    const size_t P = chunk_tiles(s, nc);
-    const int npos = positions(s);
     struct conv_shape t = *s;
     t.cin = s->cout;
     t.cout = s->cin;
-    const size_t sv = position_stride(t.cin, P), sm = position_stride(t.cout, P);
-    float *v = work, *m = out;
-    input_transform(&t, t.cin, dy, n0, nc, v);
-#pragma omp parallel for schedule(static)
-    for (int xi = 0; xi < npos; xi++)
-        gemm(false, false, t.cout, (int)P, t.cin, 1.0f, u_flipped + (size_t)xi * t.cout * t.cin,
-             t.cin, v + xi * sv, (int)P, 1.0f, m + xi * sm, (int)P);
-    output_transform(&t, t.cout, m, n0, nc, dx, accumulate);
+    filter_group(&t, u_flipped, dy, group, count, dx, accumulate, work, out);
 }
 
 void winograd_backward_filter(const struct conv_shape *s, const float *x, const float *dy, int n0,

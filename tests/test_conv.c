@@ -17,7 +17,8 @@
  * the reference to 1e-4 relative to max(|g|, 1). dw and db (double accumulators)
  * must ACCUMULATE onto existing values, dx must be overwritten (its old contents are
  * NaN) or accumulated with accumulate_dx, and dx == NULL must leave dw and db
- * correct. Guard floats after every output catch writes past the end. */
+ * correct. Guard floats after every output catch writes past the end. A Winograd
+ * layer that runs its chunks in groups gives the bits it gives one chunk at a time. */
 #include "conv.h"
 #include "winograd.h"
 #include "gemm.h"
@@ -491,6 +492,62 @@ static void check_empty_batch(void)
     EXPECT(same && db[0] == 4.0 && db[1] == 5.0 && db[2] == 6.0, "n = 0 backward changed dw/db");
 }
 
+/* A Winograd layer whose filter bank is large enough for its chunks to run in groups
+ * (winograd.h) computes the same bits as with groups of one chunk: a workspace of
+ * one chunk's transformed input allows no more. Four chunks of two samples (shards
+ * of two) in one group against four groups. */
+static void check_winograd_groups(void)
+{
+    struct conv_shape s;
+    conv_shape_init(&s, 384, 384, 3, 1, 1, 8, 4, 4);
+    s.algo = conv_plan(&s, true);
+    EXPECT(s.algo == CONV_WINOGRAD && winograd_groups_chunks(&s),
+           "a 384-channel 4x4 layer should group its Winograd chunks");
+    if (s.algo != CONV_WINOGRAD) return;
+    const size_t nx = (size_t)s.cin * s.n * 16, ny = (size_t)s.cout * s.n * 16;
+    const size_t nw = (size_t)s.cout * s.cin * 9, per_sample = conv2d_col_floats(&s);
+    float *x = alloc_floats(nx), *w = alloc_floats(nw), *r = alloc_floats(ny);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand(-1, 1);
+    for (size_t i = 0; i < nw; i++) w[i] = (float)urand(-0.1, 0.1);
+    for (size_t i = 0; i < ny; i++) r[i] = (float)urand(-1, 1);
+    float *y[2], *dx[2], *col = alloc_floats(per_sample * s.n), *ws_dw = alloc_floats(nw);
+    float *bank = alloc_floats(conv2d_winograd_floats(&s));
+    const size_t nwo = conv2d_winograd_out_floats(&s);
+    float *out = alloc_floats(nwo);
+    memset(out, 0, sizeof(float) * nwo);
+    double *dw[2];
+    for (int g = 0; g < 2; g++) {
+        y[g] = alloc_floats(ny);
+        dx[g] = alloc_floats(nx);
+        dw[g] = alloc_doubles(nw);
+        memset(dw[g], 0, sizeof(double) * nw);
+        /* g = 0: room for one chunk of two samples; g = 1: for all four. */
+        struct conv_workspace ws = {.col = col, .col_floats = per_sample * (g ? s.n : 2),
+                                    .dw = ws_dw, .shard = 2, .wino = bank, .wino_out = out,
+                                    .wino_out_floats = nwo};
+        conv2d_forward(&s, x, w, NULL, y[g], &ws);
+        conv2d_backward(&s, x, w, r, grad_of_doubles(dw[g]), grad_none(), dx[g], false, &ws);
+    }
+    EXPECT(memcmp(y[0], y[1], sizeof(float) * ny) == 0, "grouped Winograd chunks: y differs");
+    EXPECT(memcmp(dx[0], dx[1], sizeof(float) * nx) == 0, "grouped Winograd chunks: dx differs");
+    EXPECT(memcmp(dw[0], dw[1], sizeof(double) * nw) == 0, "grouped Winograd chunks: dw differs");
+    size_t nonzero = 0;
+    for (size_t i = 0; i < nwo; i++) nonzero += out[i] != 0.0f;
+    EXPECT(nonzero == 0, "grouped Winograd chunks left %zu product floats nonzero", nonzero);
+    for (int g = 0; g < 2; g++) {
+        free(y[g]);
+        free(dx[g]);
+        free(dw[g]);
+    }
+    free(x);
+    free(w);
+    free(r);
+    free(col);
+    free(ws_dw);
+    free(bank);
+    free(out);
+}
+
 int main(void)
 {
     gemm_set_threads(1); /* the shard checks compare bit for bit */
@@ -528,6 +585,7 @@ int main(void)
         run_case(&cases[i], IM2COL);
     }
     check_empty_batch();
+    check_winograd_groups();
     EXPECT(winograd_cases == 9, "%d shapes went through Winograd, expected 9", winograd_cases);
     EXPECT(tiny_cases == 12, "%d shapes went through tinymap, expected 12", tiny_cases);
     return test_summary("test_conv");
