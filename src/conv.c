@@ -119,9 +119,8 @@ size_t conv2d_dw_pieces_floats(const struct conv_shape *s, int samples)
 {
     if (s->algo != CONV_IM2COL && s->algo != CONV_DIRECT) return 0;
     const int kdim = s->cin * s->ntaps;
-    const long cols = (long)samples * s->ho * s->wo;
-    const int k = cols > GEMM_LONG_K ? GEMM_LONG_K : (int)cols;
-    return gemm_splits_k(s->cout, kdim, k) ? (size_t)GEMM_K_PIECES * s->cout * kdim : 0;
+    if ((long)samples * s->ho * s->wo < GEMM_LONG_K) return 0; /* no chunk reaches a long K */
+    return gemm_splits_k(s->cout, kdim, GEMM_LONG_K) ? (size_t)GEMM_K_PIECES * s->cout * kdim : 0;
 }
 
 /* The weights as a (cout, cin*ntaps) matrix: w itself, or its live columns copied. */
@@ -284,15 +283,14 @@ static int winograd_group(const struct conv_shape *s, const struct conv_workspac
                           const struct chunk_plan *plan, int n0, int in, int out,
                           struct wino_chunk *group)
 {
+    const int most = winograd_groups_chunks(s) ? WINOGRAD_MAX_GROUP : 1;
     size_t work = 0, products = 0;
     int count = 0;
-    for (int c0 = n0; c0 < plan->n && count < WINOGRAD_MAX_GROUP; c0 += group[count - 1].nc) {
+    for (int c0 = n0; c0 < plan->n && count < most; c0 += group[count - 1].nc) {
         const int nc = chunk_len(plan, c0);
         work += winograd_group_floats(s, in, nc);
         products += winograd_group_floats(s, out, nc);
-        if (count > 0 && (!winograd_groups_chunks(s) || work > ws->col_floats ||
-                          products > ws->wino_out_floats))
-            break;
+        if (count > 0 && (work > ws->col_floats || products > ws->wino_out_floats)) break;
         group[count++] = (struct wino_chunk){c0, nc};
     }
     return count;
@@ -300,6 +298,12 @@ static int winograd_group(const struct conv_shape *s, const struct conv_workspac
 
 #define FOR_CHUNKS(plan, n0, nc) \
     for (int n0 = 0, nc = chunk_len(&(plan), 0); n0 < (plan).n; n0 += nc, nc = chunk_len(&(plan), n0))
+
+/* The Winograd groups of a plan (a pointer), group[0, count) each, reading `in`
+ * channels and writing `out`. */
+#define FOR_WINOGRAD_GROUPS(s, ws, plan, in, out, group, count)                                \
+    for (int n0_ = 0, count = 0; n0_ < (plan)->n && (count = winograd_group(s, ws, plan, n0_, in, out, group)); \
+         n0_ = group[count - 1].n0 + group[count - 1].nc)
 
 
 /* The GEMMs of the im2col and direct paths (Winograd's, tinymap's and the stem's run
@@ -365,11 +369,9 @@ void conv2d_forward(const struct conv_shape *s, const float *x, const float *w_a
             TIMED(ws->timing, ws->timing->transform, tinymap_transpose_weights(s, w_all, prepared));
         if (winograd) {
             struct wino_chunk group[WINOGRAD_MAX_GROUP];
-            for (int n0 = 0, count; n0 < plan.n; n0 = group[count - 1].n0 + group[count - 1].nc) {
-                count = winograd_group(s, ws, &plan, n0, s->cin, s->cout, group);
+            FOR_WINOGRAD_GROUPS(s, ws, &plan, s->cin, s->cout, group, count)
                 TIMED(ws->timing, ws->timing->gemm, winograd_forward(s, prepared, x, group, count, y, ws->col,
                                                                      winograd_out(s, ws)));
-            }
         } else {
             FOR_CHUNKS(plan, n0, nc)
                 TIMED(ws->timing, ws->timing->gemm, tinymap_forward(s, prepared, x, n0, nc, y, ws->col));
@@ -416,11 +418,9 @@ static void winograd_backward(const struct conv_shape *s, const float *x, const 
     if (!dx) return;
     TIMED(ws->timing, ws->timing->transform, winograd_transform_filter_flipped(s, w_all, bank));
     struct wino_chunk group[WINOGRAD_MAX_GROUP];
-    for (int n0 = 0, count; n0 < plan->n; n0 = group[count - 1].n0 + group[count - 1].nc) {
-        count = winograd_group(s, ws, plan, n0, s->cout, s->cin, group);
+    FOR_WINOGRAD_GROUPS(s, ws, plan, s->cout, s->cin, group, count)
         TIMED(ws->timing, ws->timing->gemm, winograd_backward_data(s, bank, dy, group, count, dx, accumulate_dx,
                                                                    ws->col, winograd_out(s, ws)));
-    }
 }
 
 /* conv2d_backward's gradients on a tiny map: the tap-major weight gradient sums over

@@ -60,17 +60,15 @@ void gemm_tiled_long_k(int m, int n, int k, const float *a, int lda, const float
      * last is shorter, and never empty for K >= GEMM_LONG_K. */
     const int kp = ((k + GEMM_K_PIECES - 1) / GEMM_K_PIECES + 15) / 16 * 16;
     const size_t mn = (size_t)m * n;
+    /* Inside a region (nested) both loops run on the calling thread, OpenBLAS
+     * single-threaded there as in gemm_tiled. */
     const bool nested = omp_get_level() > 0;
-#define PIECE(p)                                                                           \
-    gemm(false, true, m, n, k - (p) * kp < kp ? k - (p) * kp : kp, 1.0f, a + (size_t)(p) * kp, lda, \
-         b + (size_t)(p) * kp, ldb, 0.0f, pieces + (size_t)(p) * mn, n)
-    if (nested)
-        for (int p = 0; p < GEMM_K_PIECES; p++) PIECE(p);
-    else {
-#pragma omp parallel for schedule(dynamic) if (omp_get_max_threads() > 1)
-        for (int p = 0; p < GEMM_K_PIECES; p++) PIECE(p);
+#pragma omp parallel for schedule(dynamic) if (!nested && omp_get_max_threads() > 1)
+    for (int p = 0; p < GEMM_K_PIECES; p++) {
+        const int k0 = p * kp;
+        gemm(false, true, m, n, k - k0 < kp ? k - k0 : kp, 1.0f, a + k0, lda, b + k0, ldb, 0.0f,
+             pieces + (size_t)p * mn, n);
     }
-#undef PIECE
     /* C = beta C + the pieces, added in piece order. */
 #pragma omp parallel for schedule(static) if (!nested && omp_get_max_threads() > 1)
     for (int i = 0; i < m; i++)
